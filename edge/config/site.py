@@ -1,0 +1,88 @@
+"""The site file (TOML): one file for broker, simulator, devices, controller and bridge.
+
+Each section's schema lives in its own module; this one composes them and turns every
+problem into a ConfigError naming the file, the key path and the reason.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates
+
+from edge.config.bridge import BridgeSchema
+from edge.config.broker import BrokerSchema
+from edge.config.controller import ControllerSchema
+from edge.config.devices import DeviceSchema
+from edge.config.errors import ConfigError, flatten_messages
+from edge.config.simulator import SimulatorSchema
+from edge.mqtt.client import BrokerSettings
+from edge.mqtt.topics import NAME_RE
+
+
+class SiteSectionSchema(Schema):
+    id = fields.String(
+        required=True,
+        validate=validate.Regexp(NAME_RE, error="must match {regex} (lower-case, digits, _ or -)"),
+    )
+
+
+class SiteFileSchema(Schema):
+    site = fields.Nested(SiteSectionSchema, required=True)
+    broker = fields.Nested(BrokerSchema, load_default=None)
+    simulator = fields.Nested(SimulatorSchema, load_default=None)
+    devices = fields.List(fields.Nested(DeviceSchema), load_default=list)
+    controller = fields.Nested(ControllerSchema, load_default=None)
+    bridge = fields.Nested(BridgeSchema, load_default=None)
+
+    @validates("devices")
+    def unique_device_names(self, value: list[Any], **_: Any) -> None:
+        names = [d.get("name") if isinstance(d, dict) else getattr(d, "name", None) for d in value]
+        dupes = sorted({n for n in names if n is not None and names.count(n) > 1})
+        if dupes:
+            raise ValidationError(f"device names must be unique; repeated: {', '.join(dupes)}")
+
+
+@dataclass
+class SiteConfig:
+    site: str
+    broker: BrokerSettings
+    path: str = "<memory>"
+    simulator: Any = None
+    devices: list[Any] = field(default_factory=list)
+    controller: Any = None
+    bridge: Any = None
+
+
+def parse_site(data: dict[str, Any], path: str = "<memory>") -> SiteConfig:
+    """Validate an already-parsed site document."""
+    try:
+        loaded = SiteFileSchema().load(data)
+    except ValidationError as exc:
+        raise ConfigError(path, list(flatten_messages(exc.messages))) from None
+    return SiteConfig(
+        site=loaded["site"]["id"],
+        broker=loaded["broker"] or BrokerSettings(),
+        path=path,
+        simulator=loaded["simulator"],
+        devices=loaded["devices"],
+        controller=loaded["controller"],
+        bridge=loaded["bridge"],
+    )
+
+
+def load_site(path: str | Path) -> SiteConfig:
+    """Read and validate a site file. Raises ConfigError for every kind of problem."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(p), [("", f"cannot read: {exc.strerror or exc}")]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(p), [("", f"not valid TOML: {exc}")]) from None
+    return parse_site(data, str(p))
