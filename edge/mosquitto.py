@@ -135,6 +135,19 @@ class MosquittoProcess:
             time.sleep(down_s)
         self.start()
 
+    def wait_saved(self, after: float, timeout: float = 5.0) -> None:
+        """Wait until the persistence file was written after wall-clock time `after`.
+
+        With `autosave_interval 1` mosquitto saves 1.5-2.5 s after a change; only then does
+        state survive a SIGKILL.
+        """
+        db = self.persistence / "mosquitto.db"
+        deadline = time.monotonic() + timeout
+        while not (db.exists() and db.stat().st_mtime > after):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"mosquitto did not save {db} within {timeout}s")
+            time.sleep(0.05)
+
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

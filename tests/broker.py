@@ -20,6 +20,7 @@ class Broker(Protocol):
     def stop(self, sig: int = signal.SIGTERM) -> None: ...
     def restart(self, sig: int = signal.SIGTERM, down_s: float = 0.0) -> None: ...
     def cleanup(self) -> None: ...
+    def wait_saved(self, after: float, timeout: float = 5.0) -> None: ...
 
 
 def docker_available() -> bool:
@@ -62,6 +63,11 @@ class ContainerBroker:
         self.stop(sig)
         time.sleep(down_s)
         self.start()
+
+    def wait_saved(self, after: float, timeout: float = 5.0) -> None:
+        import time
+
+        time.sleep(3.0)  # the container's autosave cannot be observed from here
 
     def cleanup(self) -> None:
         with contextlib.suppress(Exception):

@@ -43,7 +43,7 @@ class Probe:
             client_id=self.client_id,
             protocol=MQTTProtocolVersion.MQTTv5,
         )
-        c.on_socket_open = lambda _c, _u, s: s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        c.on_socket_open = lambda _c, _u, s: s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]
         c.on_message = self._on_message
         filters_ = filters or ("#",)
 
@@ -66,7 +66,7 @@ class Probe:
             self.messages.append(
                 Received(
                     msg.topic,
-                    msg.payload,
+                    bytes(msg.payload),
                     bool(msg.retain),
                     msg.qos,
                     getattr(msg, "properties", None),

@@ -1,9 +1,182 @@
-"""`[bridge]`: the IEEE 2030.5 bridge. Filled in by the bridge work."""
+"""`[bridge]`: the IEEE 2030.5 bridge (edge/bridge). See edge/bridge/README.md."""
 
 from __future__ import annotations
 
-from marshmallow import Schema
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from marshmallow import (
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates,
+    validates_schema,
+)
+
+from edge.mqtt.topics import check_device_name
+
+DEFAULT_CIPHERS = ("ECDHE-ECDSA-AES128-CCM8",)
+
+
+@dataclass(frozen=True)
+class BridgeTls:
+    cert_file: str
+    key_file: str
+    ca_file: str
+    ciphers: tuple[str, ...] = DEFAULT_CIPHERS
+
+
+@dataclass(frozen=True)
+class BridgeProxy:
+    """Plain HTTP behind a trusted TLS-terminating proxy that forwards the client certificate."""
+
+    cert_header: str = "X-Forwarded-Client-Cert"
+    allowed_peers: tuple[str, ...] = ("127.0.0.1", "::1")
+
+
+@dataclass(frozen=True)
+class BridgeDevice:
+    name: str
+    lfdi: str
+    sfdi: int
+    pin: int | None = None
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    host: str = "0.0.0.0"
+    port: int = 8443
+    tls: BridgeTls | None = None
+    proxy: BridgeProxy | None = None
+    allow_registration: bool = False
+    timezone: str = "UTC"
+    poll_rate_s: int = 60
+    refresh_s: int = 60
+    offline_after_s: int = 180
+    primacy: int = 1
+    wchamax_duration_s: int = 900
+    max_body_bytes: int = 65536
+    default_control: dict[str, Any] = field(default_factory=dict)
+    devices: tuple[BridgeDevice, ...] = ()
+
+
+class BridgeTlsSchema(Schema):
+    cert_file = fields.String(required=True)
+    key_file = fields.String(required=True)
+    ca_file = fields.String(required=True, metadata={"doc": "CA that signs device certificates"})
+    ciphers = fields.List(
+        fields.String(validate=validate.Length(min=1)),
+        load_default=list(DEFAULT_CIPHERS),
+        validate=validate.Length(min=1),
+    )
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> BridgeTls:
+        return BridgeTls(
+            data["cert_file"], data["key_file"], data["ca_file"], tuple(data["ciphers"])
+        )
+
+
+class BridgeProxySchema(Schema):
+    cert_header = fields.String(load_default="X-Forwarded-Client-Cert")
+    allowed_peers = fields.List(fields.String(), load_default=["127.0.0.1", "::1"])
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> BridgeProxy:
+        return BridgeProxy(data["cert_header"], tuple(data["allowed_peers"]))
+
+
+class BridgeDeviceSchema(Schema):
+    name = fields.String(required=True)
+    lfdi = fields.String(required=True)
+    sfdi = fields.Integer(required=True, strict=True)
+    pin = fields.Integer(load_default=None, strict=True, validate=validate.Range(0, 99999999))
+
+    @validates("name")
+    def _name(self, value: str, **_: Any) -> None:
+        try:
+            check_device_name(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+    @validates_schema
+    def _ids(self, data: dict[str, Any], **_: Any) -> None:
+        from edge.bridge.identity import normalise_lfdi, sfdi_from_lfdi
+
+        try:
+            lfdi = normalise_lfdi(data["lfdi"])
+        except ValueError as exc:
+            raise ValidationError(str(exc), "lfdi") from None
+        if data["sfdi"] != sfdi_from_lfdi(lfdi):
+            raise ValidationError(
+                f"{data['sfdi']} is not the SFDI of LFDI {lfdi} ({sfdi_from_lfdi(lfdi)})", "sfdi"
+            )
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> BridgeDevice:
+        return BridgeDevice(data["name"], data["lfdi"].strip().lower(), data["sfdi"], data["pin"])
 
 
 class BridgeSchema(Schema):
-    pass
+    host = fields.String(load_default="0.0.0.0")
+    port = fields.Integer(load_default=8443, validate=validate.Range(0, 65535))
+    tls = fields.Nested(BridgeTlsSchema, load_default=None)
+    proxy = fields.Nested(BridgeProxySchema, load_default=None)
+    allow_registration = fields.Boolean(load_default=False)
+    timezone = fields.String(load_default="UTC")
+    poll_rate_s = fields.Integer(load_default=60, validate=validate.Range(1, 86400))
+    refresh_s = fields.Integer(load_default=60, validate=validate.Range(1, 86400))
+    offline_after_s = fields.Integer(load_default=180, validate=validate.Range(1, 86400))
+    primacy = fields.Integer(load_default=1, validate=validate.Range(0, 255))
+    wchamax_duration_s = fields.Integer(load_default=900, validate=validate.Range(1, 86400 * 7))
+    max_body_bytes = fields.Integer(load_default=65536, validate=validate.Range(1024, 1 << 22))
+    default_control = fields.Dict(keys=fields.String(), load_default=dict)
+    devices = fields.List(fields.Nested(BridgeDeviceSchema), load_default=list)
+
+    @validates("timezone")
+    def _tz(self, value: str, **_: Any) -> None:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError(f"unknown time zone {value!r} (use an IANA name)") from None
+
+    @validates("default_control")
+    def _default(self, value: dict[str, Any], **_: Any) -> None:
+        from edge.bridge.controls import BASE_KEYS, ControlError, Limits, parse_base
+
+        unknown = sorted(set(value) - set(BASE_KEYS))
+        if unknown:
+            raise ValidationError(
+                f"{unknown[0]}: not a DERControlBase field ({', '.join(BASE_KEYS)})"
+            )
+        try:
+            parse_base(value, Limits())
+        except ControlError as exc:
+            raise ValidationError(exc.message) from None
+
+    @validates_schema
+    def _transport(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("tls") is None and data.get("proxy") is None:
+            raise ValidationError(
+                "give [bridge.tls] (HTTPS, client certificates) or, only behind a trusted "
+                "TLS-terminating proxy, [bridge.proxy]; plain HTTP is never the default",
+                "tls",
+            )
+        if data.get("tls") is not None and data.get("proxy") is not None:
+            raise ValidationError("give either [bridge.tls] or [bridge.proxy], not both", "proxy")
+        devs = data.get("devices") or []
+        for attr_ in ("name", "lfdi"):
+            vals = [getattr(d, attr_) for d in devs]
+            dupes = sorted({v for v in vals if vals.count(v) > 1})
+            if dupes:
+                raise ValidationError(
+                    f"device {attr_}s must be unique; repeated: {dupes}", "devices"
+                )
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> BridgeConfig:
+        data["devices"] = tuple(data["devices"])
+        return BridgeConfig(**data)

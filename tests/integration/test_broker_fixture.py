@@ -21,8 +21,9 @@ def _publish_retained(broker: Broker, topic: str, payload: str) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["TERM", "KILL"])
 def test_restart_on_same_port_keeps_retained(broker: Broker, sig: int) -> None:
     port = broker.port
+    before = time.time() - 0.01
     _publish_retained(broker, "bess/t/x/status", "online")
-    time.sleep(2.5)  # autosave_interval is 1 s, so a KILL does not lose it
+    broker.wait_saved(after=before)  # after the autosave, even a KILL does not lose it
     broker.stop(sig)
     assert not port_open(broker.host, port)
     broker.start()

@@ -1,0 +1,1 @@
+"""IEEE 2030.5 bridge: an HTTPS server for DER devices on the bess-edge topic tree (README.md)."""

@@ -1,0 +1,68 @@
+"""`[bridge]` config: clear errors naming the key; plain HTTP never by default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from edge.config import ConfigError, parse_site
+from edge.config.bridge import BridgeConfig
+
+A = "3e4f45ab31edfe5b67e343e5e4562e31984e23e5"
+TLS = {"cert_file": "s.pem", "key_file": "s.key", "ca_file": "ca.pem"}
+
+
+def site(bridge: dict[str, Any]) -> dict[str, Any]:
+    return {"site": {"id": "s1"}, "bridge": bridge}
+
+
+def test_minimal_tls_config_and_defaults() -> None:
+    cfg = parse_site(site({"tls": TLS})).bridge
+    assert isinstance(cfg, BridgeConfig)
+    assert cfg.tls is not None and cfg.tls.ciphers == ("ECDHE-ECDSA-AES128-CCM8",)
+    assert cfg.proxy is None and cfg.allow_registration is False and cfg.port == 8443
+
+
+def test_devices_are_checked() -> None:
+    cfg = parse_site(
+        site(
+            {
+                "tls": TLS,
+                "devices": [{"name": "bat", "lfdi": A.upper(), "sfdi": 167261211391, "pin": 1}],
+            }
+        )
+    ).bridge
+    assert cfg.devices[0].lfdi == A
+
+
+@pytest.mark.parametrize(
+    ("bridge", "key", "reason"),
+    [
+        ({}, "bridge.tls", "plain HTTP is never the default"),
+        ({"tls": TLS, "proxy": {}}, "bridge.proxy", "not both"),
+        ({"tls": TLS, "port": 70000}, "bridge.port", ""),
+        ({"tls": TLS, "timezone": "Mars/Olympus"}, "bridge.timezone", "unknown time zone"),
+        ({"tls": TLS, "colour": "red"}, "bridge.colour", "Unknown field"),
+        ({"tls": {**TLS, "ciphers": []}}, "bridge.tls.ciphers", ""),
+        ({"tls": TLS, "default_control": {"opModFixedFlow": 1}}, "bridge.default_control",
+         "opModFixedFlow"),
+        ({"tls": TLS, "default_control": {"opModMaxLimW": 20000}}, "bridge.default_control",
+         "opModMaxLimW"),
+        ({"tls": TLS, "devices": [{"name": "bat", "lfdi": A, "sfdi": 167261211392}]},
+         "bridge.devices.0.sfdi", "not the SFDI"),
+        ({"tls": TLS, "devices": [{"name": "bat", "lfdi": "xyz", "sfdi": 1}]},
+         "bridge.devices.0.lfdi", "40 hexadecimal"),
+        ({"tls": TLS, "devices": [{"name": "bridge", "lfdi": A, "sfdi": 167261211391}]},
+         "bridge.devices.0.name", "reserved"),
+        ({"tls": TLS, "devices": [{"name": "a", "lfdi": A, "sfdi": 167261211391},
+                                  {"name": "b", "lfdi": A, "sfdi": 167261211391}]},
+         "bridge.devices", "unique"),
+    ],
+)  # fmt: skip
+def test_errors_name_the_key(bridge: dict[str, Any], key: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_site(site(bridge))
+    keys = [k for k, _ in e.value.problems]
+    assert key in keys, e.value.problems
+    assert any(reason in r for k, r in e.value.problems if k == key), e.value.problems
