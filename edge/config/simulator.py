@@ -7,6 +7,7 @@ on a meter is an error naming the key rather than a silently ignored setting.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,7 +146,7 @@ class SimDeviceSchema(Schema):
         if kind == "meter" and "load_w" in data and "load_profile" in data:
             errors["load_profile"] = ["give load_w or load_profile, not both"]
         prof = data.get("load_profile")
-        if prof and any(b[0] <= a[0] for a, b in zip(prof, prof[1:], strict=False)):
+        if prof and any(b[0] <= a[0] for a, b in itertools.pairwise(prof)):
             errors.setdefault("load_profile", []).append("seconds must increase")
         if errors:
             raise ValidationError(errors)
@@ -171,7 +172,9 @@ class SimulatorSchema(Schema):
         names = [d.name for d in devs]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValidationError(f"device names must be unique; repeated: {', '.join(dupes)}", "devices")
+            raise ValidationError(
+                f"device names must be unique; repeated: {', '.join(dupes)}", "devices"
+            )
         ports = [d.port for d in devs if d.port]
         dports = sorted({p for p in ports if ports.count(p) > 1})
         if dports:

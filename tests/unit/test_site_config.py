@@ -37,7 +37,9 @@ def test_missing_site_section_and_toml_syntax(tmp_path: Path) -> None:
         load_site(p)
 
 
-def test_cli_exits_non_zero_on_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_exits_non_zero_on_bad_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     p = tmp_path / "bad.toml"
     p.write_text('[site]\nid = "ok"\nextra = 1\n')
     assert main(["check-config", "-c", str(p)]) == EXIT_CONFIG

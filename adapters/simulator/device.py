@@ -1,0 +1,324 @@
+"""One simulated device: its register image, its physics, its Modbus TCP server and its faults.
+
+The pymodbus `SimDevice` action hook is the only door to the registers: on every request it
+copies the current image into pymodbus' register list, and on a write it applies the values
+to the image first (refusing read-only registers with ILLEGAL_ADDRESS) and tells the physics.
+A frozen device parks requests on a future, so the event loop keeps running and connections
+stay open while nothing is answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from pymodbus.constants import ExcCodes
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from adapters.simulator.physics import BatteryPhysics, InverterPhysics, MeterPhysics
+from adapters.simulator.registers import Image, PointValue, UnknownPoint
+from edge.config.simulator import SimDeviceConfig
+
+log = logging.getLogger(__name__)
+
+Physics = BatteryPhysics | InverterPhysics | MeterPhysics
+
+ACTIONS = (
+    "alarm",
+    "state",
+    "inverter_fault",
+    "freeze",
+    "drop",
+    "corrupt_sf",
+    "stale",
+    "clear",
+    "get",
+)
+INVERTER_FAULT_POINTS: dict[str, dict[str, int | str]] = {
+    "sunspec": {"Alrm": 701, "St": 701, "InvSt": 701},
+    "legacy": {"Evt1": 103, "St": 103},
+    "res125": {
+        n: "res125"
+        for n in (
+            "CIUFaultSummary",
+            "MIUF1Summary",
+            "MIUF2Summary",
+            "MIUF3Summary",
+            "MIUF4Summary",
+            "Warnings",
+            "Shutdowns",
+        )
+    },
+}
+
+
+STATE_POINTS = ("St", "InvSt")  # operating states: forced as given, recomputed on release
+
+
+class InjectError(Exception):
+    """A refused injection; `code` is one of topics.md's error codes."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+def _bool(body: dict[str, Any], key: str, default: bool | None = None) -> bool:
+    v = body.get(key, default)
+    if isinstance(v, str) and v.lower() in ("true", "false", "1", "0", "on", "off"):
+        return v.lower() in ("true", "1", "on")
+    if not isinstance(v, bool):
+        raise InjectError("invalid_payload", f"{key}: expected true or false, got {v!r}")
+    return v
+
+
+def _int(body: dict[str, Any], key: str, lo: int | None = None, hi: int | None = None) -> int:
+    v = body.get(key)
+    if isinstance(v, str):
+        try:
+            v = int(v, 0)
+        except ValueError:
+            raise InjectError("invalid_payload", f"{key}: expected an integer, got {v!r}") from None
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise InjectError("invalid_payload", f"{key}: expected an integer, got {v!r}")
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise InjectError("out_of_range", f"{key}: {v} is outside {lo}..{hi}")
+    return v
+
+
+class SimulatedDevice:
+    def __init__(self, cfg: SimDeviceConfig, image: Image, physics: Physics, host: str) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.image = image
+        self.physics = physics
+        self.host = host
+        self.port = cfg.port
+        self.frozen = False
+        self.stale = False
+        self._parked: set[asyncio.Future[None]] = set()
+        self._server: ModbusTcpServer | None = None
+
+    # -- Modbus ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        regs = self.image.registers()
+        dev = SimDevice(
+            id=self.cfg.unit_id,
+            simdata=[SimData(self.image.base, values=list(regs), datatype=DataType.REGISTERS)],
+            action=self._action,
+        )
+        server = ModbusTcpServer(dev, address=(self.host, self.cfg.port))
+        await server.serve_forever(background=True)
+        transport: Any = server.transport
+        self.port = int(transport.sockets[0].getsockname()[1])
+        self._server = server
+        log.info(
+            "sim %s (%s/%s) on %s:%s",
+            self.name,
+            self.cfg.kind,
+            self.cfg.profile,
+            self.host,
+            self.port,
+        )
+
+    async def stop(self) -> None:
+        self._release_parked()
+        if self._server is not None:
+            self.drop()
+            await self._server.shutdown()
+            self._server = None
+
+    async def _action(
+        self,
+        function_code: int,
+        start_address: int,
+        address: int,
+        count: int,
+        current: list[int],
+        set_values: list[int] | list[bool] | None,
+    ) -> ExcCodes | None:
+        if self.frozen:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._parked.add(fut)
+            try:
+                await fut  # cancelled on unfreeze/stop: the request then ends without a reply
+            finally:
+                self._parked.discard(fut)
+        if set_values:
+            values = [int(v) for v in set_values]
+            err = self.image.check_write(address, len(values))
+            if err is not None:
+                log.info("sim %s: write refused: %s", self.name, err)
+                return ExcCodes.ILLEGAL_ADDRESS
+            touched = self.image.write(address, values)
+            self.physics.on_write(touched)
+        regs = self.image.registers()
+        off = self.image.base - start_address
+        current[off : off + len(regs)] = regs
+        if set_values:
+            o = address - self.image.base
+            set_values[:] = regs[o : o + len(set_values)]  # type: ignore[assignment]
+        return None
+
+    def _release_parked(self) -> None:
+        for fut in list(self._parked):
+            fut.cancel()
+
+    def drop(self) -> int:
+        """Close every open connection; returns how many."""
+        if self._server is None:
+            return 0
+        conns = list(self._server.active_connections.values())
+        for c in conns:
+            with contextlib.suppress(Exception):
+                c.close()
+        return len(conns)
+
+    def step(self, dt: float) -> None:
+        if not self.stale:
+            self.physics.step(dt)
+
+    # -- values ----------------------------------------------------------------------------
+    def value(self, model: int | str, point: str) -> PointValue:
+        return self.image.get(model, point)
+
+    def set_value(self, model: int | str, point: str, value: PointValue) -> None:
+        ph = self.physics
+        if isinstance(ph, BatteryPhysics) and str(model) == "802" and point == "SoC":
+            ph.set_soc(float(value))  # type: ignore[arg-type]
+            return
+        self.image.set(model, point, value)
+        ph.on_write([(model, point)])
+
+    # -- faults ----------------------------------------------------------------------------
+    def faults(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        ph = self.physics
+        if self.frozen:
+            out["freeze"] = True
+        if self.stale:
+            out["stale"] = True
+        if isinstance(ph, BatteryPhysics):
+            if ph.forced_state is not None:
+                out["state"] = ph.forced_state
+            if ph.alarm_forced:
+                out["alarm"] = [b for b in range(32) if ph.alarm_forced >> b & 1]
+        if isinstance(ph, InverterPhysics) and ph.fault_forced:
+            out["inverter_fault"] = dict(ph.fault_forced)
+        if self.image.corrupted_sf:
+            out["corrupt_sf"] = self.image.corrupted_sf
+        return out
+
+    def inject(self, action: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Apply one fault-injection action (topics.md); returns the reply fields."""
+        body = dict(body or {})
+        ph = self.physics
+        result: dict[str, Any] = {}
+        if action == "alarm":
+            bp = self._battery("alarm")
+            bit = _int(body, "bit", 0, 31)
+            on = _bool(body, "on", True)
+            latch = _bool(body, "latch", False)
+            mask = 1 << bit
+            if on and latch:
+                bp.alarm_latched |= mask
+            elif on:
+                bp.alarm_forced |= mask
+            else:
+                bp.alarm_forced &= ~mask
+                bp.alarm_latched &= ~mask
+            bp._publish()
+            result["Evt1"] = self.image.get(802, "Evt1")
+        elif action == "state":
+            bp = self._battery("state")
+            if "value" not in body:
+                raise InjectError("invalid_payload", "value: required (an 802 State, or null)")
+            bp.forced_state = None if body["value"] is None else _int(body, "value", 0, 65534)
+            bp.trip_inverters()
+            bp._publish()
+            result["State"] = self.image.get(802, "State")
+        elif action == "inverter_fault":
+            if not isinstance(ph, InverterPhysics):
+                raise InjectError(
+                    "invalid_payload", f"device {self.name}: inverter_fault needs an inverter"
+                )
+            allowed = INVERTER_FAULT_POINTS[ph.profile]
+            point = body.get("point")
+            if not isinstance(point, str) or point not in allowed:
+                raise InjectError("unknown_point", f"point: must be one of {', '.join(allowed)}")
+            fmodel = allowed[point]
+            if body.get("value") is None:  # release: the inverter reports for itself again
+                ph.fault_forced.pop(point, None)
+                if point not in STATE_POINTS:
+                    self.image.set(fmodel, point, 0)
+            else:
+                # `St`/`InvSt` are operating states (any value is forced, 0 = OFF included);
+                # the other points are fault bits/summaries where 0 means "no fault".
+                value = _int(body, "value", 0, 0xFFFFFFFE)
+                self.image.set(fmodel, point, value)
+                if value or point in STATE_POINTS:
+                    ph.fault_forced[point] = value
+                else:
+                    ph.fault_forced.pop(point, None)
+            if not ph.is_on():
+                ph.trip()
+            ph._publish()
+            result["value"] = self.image.get(fmodel, point)
+        elif action == "freeze":
+            self.frozen = _bool(body, "on", True)
+            if not self.frozen:
+                self._release_parked()
+        elif action == "drop":
+            result["dropped"] = self.drop()
+        elif action == "corrupt_sf":
+            model = body.get("model")
+            point = body.get("point")
+            if not isinstance(point, str) or not isinstance(model, (int, str)):
+                raise InjectError("invalid_payload", "model and point: required")
+            sf = None if body.get("value") is None else _int(body, "value", -10, 10)
+            try:
+                self.image.corrupt_sf(model, point, sf)
+            except UnknownPoint as exc:
+                raise InjectError("unknown_point", str(exc.args[0])) from None
+        elif action == "stale":
+            self.stale = _bool(body, "on", True)
+        elif action == "clear":
+            self.clear()
+        elif action == "get":
+            model, point = body.get("model"), body.get("point")
+            if not isinstance(point, str) or not isinstance(model, (int, str)):
+                raise InjectError("invalid_payload", "model and point: required")
+            try:
+                result["value"] = self.value(model, point)
+            except UnknownPoint as exc:
+                raise InjectError("unknown_point", str(exc.args[0])) from None
+        else:
+            raise InjectError("unknown_command", f"action: must be one of {', '.join(ACTIONS)}")
+        result["faults"] = self.faults()
+        return result
+
+    def clear(self) -> None:
+        ph = self.physics
+        self.frozen = False
+        self._release_parked()
+        self.stale = False
+        self.image.restore_sf()
+        if isinstance(ph, BatteryPhysics):
+            ph.forced_state = None
+            ph.alarm_forced = 0
+            ph._publish()
+        if isinstance(ph, InverterPhysics):
+            for point in ph.fault_forced:
+                if point not in STATE_POINTS:
+                    self.image.set(INVERTER_FAULT_POINTS[ph.profile][point], point, 0)
+            ph.fault_forced.clear()
+            ph._publish()
+
+    def _battery(self, action: str) -> BatteryPhysics:
+        if not isinstance(self.physics, BatteryPhysics):
+            raise InjectError("invalid_payload", f"device {self.name}: {action} needs a battery")
+        return self.physics

@@ -1,0 +1,141 @@
+"""Discovery and model layouts against register images built with pysunspec2 itself."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sunspec2 import device as ss_device
+
+from adapters.modbus.points import bytes_to_regs, decode_raw, engineering
+from adapters.sunspec.discovery import NotSunSpec, ReadRefused, discover
+from adapters.sunspec.layout import build_layout
+
+
+def image(models: list[Any], base: int = 40000) -> dict[int, int]:
+    regs = [0x5375, 0x6E53]
+    for m in models:
+        regs.extend(bytes_to_regs(m.get_mb()))
+    regs.extend([0xFFFF, 0])
+    return {base + i: r for i, r in enumerate(regs)}
+
+
+class FakeDevice:
+    """A register map; reads of missing addresses get Modbus exception 2, like a device."""
+
+    def __init__(self, regs: dict[int, int]) -> None:
+        self.regs = regs
+        self.reads: list[tuple[int, int]] = []
+
+    async def read(self, address: int, count: int) -> list[int]:
+        self.reads.append((address, count))
+        assert count <= 125
+        if any(a not in self.regs for a in range(address, address + count)):
+            raise ReadRefused(2)
+        return [self.regs[a] for a in range(address, address + count)]
+
+
+def common() -> Any:
+    return ss_device.Model(1, data={"Mn": "Acme", "Md": "B1", "SN": "42", "Vr": "1.0", "DA": 1})
+
+
+def battery(soc: int = 555, soc_sf: int = -1) -> Any:
+    return ss_device.Model(
+        802, data={"SoC": soc, "SoC_SF": soc_sf, "SetOp": 2, "W": -120, "W_SF": 1}
+    )
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 5))
+
+
+@pytest.mark.parametrize("base", [40000, 0, 50000])
+def test_finds_suns_at_each_base_and_walks_models(base: int) -> None:
+    dev = FakeDevice(image([common(), battery()], base))
+    dmap = run(discover(dev.read))
+    assert dmap.base == base
+    assert [m.model_id for m in dmap.models] == [1, 802]
+    assert dmap.models[0].address == base + 2
+    assert dmap.models[1].address == base + 2 + 68
+    assert dmap.identity == {"Mn": "Acme", "Md": "B1", "SN": "42", "Vr": "1.0"}
+    # Every point of pysunspec2's definition is in the layout, at pysunspec2's offset.
+    ref = ss_device.Model(802)
+    layout = {p.name: p for p in dmap.models[1].points}
+    assert set(layout) == set(ref.points)
+    for name, p in ref.points.items():
+        assert layout[name].address == dmap.models[1].address + p.offset
+    assert layout["SoC"].sf_key == "802/SoC_SF"
+    assert layout["SetOp"].access == "RW" and layout["SetOp"].symbols == frozenset({1, 2})
+
+
+def test_not_sunspec_raises() -> None:
+    with pytest.raises(NotSunSpec):
+        run(discover(FakeDevice({40000 + i: 0 for i in range(4)}).read))
+
+
+def test_values_decode_like_pysunspec2() -> None:
+    dev = FakeDevice(image([common(), battery(soc=555, soc_sf=-1)]))
+    dmap = run(discover(dev.read))
+    m = dmap.models[1]
+    regs = [dev.regs[a] for a in range(m.address, m.address + m.length + 2)]
+    by_key = {p.key: p for p in m.points}
+
+    def value(key: str) -> Any:
+        p = by_key[key]
+        raw = decode_raw(p, regs[p.address - m.address : p.end - m.address])
+        sf = None
+        if p.sf_key:
+            s = by_key[p.sf_key]
+            sf_raw = decode_raw(s, regs[s.address - m.address : s.end - m.address])
+            sf = sf_raw if isinstance(sf_raw, int) else None
+        return engineering(p, raw, sf)
+
+    assert value("802/SoC") == pytest.approx(55.5)
+    assert value("802/W") == -1200
+    assert value("802/SoC_SF") == -1
+    assert value("802/AHRtg") is None  # not set: not-implemented sentinel -> null
+
+
+def test_second_instance_of_a_model_gets_a_suffix() -> None:
+    dev = FakeDevice(image([common(), battery(), battery(soc=100)]))
+    dmap = run(discover(dev.read))
+    assert [m.key for m in dmap.models] == ["1", "802", "802-2"]
+    assert any(p.key == "802-2/SoC" and p.sf_key == "802-2/SoC_SF" for p in dmap.models[2].points)
+
+
+def test_repeating_groups_get_an_index_and_counts_follow_the_device() -> None:
+    mppt = ss_device.Model(
+        160, data={"N": 2, "module": [{"ID": 1, "DCA": 10}, {"ID": 2, "DCA": 20}]}
+    )
+    string = ss_device.Model(804, data={"NMod": 2, "lithium_ion_string_module": [{}, {}]})
+    dev = FakeDevice(image([common(), mppt, string]))
+    dmap = run(discover(dev.read))
+    keys = {p.key for m in dmap.models for p in m.points}
+    assert {"160/module/1/DCA", "160/module/2/DCA"} <= keys
+    assert "160/module/3/DCA" not in keys
+    assert "804/lithium_ion_string_module/2/ModSoC" in keys
+    dca = next(p for p in dmap.models[1].points if p.key == "160/module/2/DCA")
+    assert dca.sf_key == "160/DCA_SF"  # the SF lives at the model's top level
+
+
+def test_nested_non_repeating_group_has_group_name_only() -> None:
+    regs = bytes_to_regs(ss_device.Model(704).get_mb())
+    layout = build_layout(704, 40002, regs[1], regs)
+    pf = next(p for p in layout.points if p.key == "704/PFWInj/PF")
+    assert pf.sf_key == "704/PF_SF" and pf.access == "RW"
+
+
+def test_legacy_model_1_with_65_registers() -> None:
+    m = ss_device.Model(1, model_len=65, data={"Mn": "Old"})
+    regs = bytes_to_regs(m.get_mb())
+    regs[1] = 65
+    layout = build_layout(1, 40002, 65, regs[:67])
+    assert "Pad" not in {p.name for p in layout.points}
+    assert layout.points[-1].end <= 40002 + 67
+
+
+def test_reads_are_at_most_125_registers() -> None:
+    dev = FakeDevice(image([common(), ss_device.Model(701), ss_device.Model(203)]))
+    run(discover(dev.read))
+    assert max(c for _, c in dev.reads) <= 125
