@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.resources
 import logging
 import signal
 import sys
@@ -26,9 +25,7 @@ EXIT_CONFIG = 2
 EXIT_RUNTIME = 1
 
 
-def demo_site_path() -> Path:
-    """The built-in demo site: a simulated battery, inverter and meter on loopback."""
-    return Path(str(importlib.resources.files("edge").joinpath("demo_site.toml")))
+DEMO_WORKDIR = Path("run/demo")
 
 
 def _add_common(p: argparse.ArgumentParser, config_required: bool = True) -> None:
@@ -107,9 +104,10 @@ def _cmd_services(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from edge.demo import render_demo_site
     from edge.mosquitto import MosquittoProcess, port_open
 
-    site = load_site(args.config or demo_site_path())
+    site = load_site(args.config or render_demo_site(DEMO_WORKDIR))
     broker = None
     if not args.no_broker:
         if port_open(site.broker.host, site.broker.port):
@@ -117,12 +115,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                 "a broker already listens on %s:%s; using it", site.broker.host, site.broker.port
             )
         else:
-            broker = MosquittoProcess(port=site.broker.port, workdir=Path("run/mosquitto"))
+            broker = MosquittoProcess(port=site.broker.port, workdir=DEMO_WORKDIR / "mosquitto")
             broker.start()
             log.info("mosquitto started on %s:%s", broker.host, broker.port)
     print(
         f"Demo site {site.site!r} running. Watch it with:\n"
         f"  mosquitto_sub -h {site.broker.host} -p {site.broker.port} -t 'bess/#' -v\n"
+        f"Command it with: bess-edge cmd start -c {site.path}\n"
         "Stop with Ctrl-C.",
         flush=True,
     )

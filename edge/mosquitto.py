@@ -81,7 +81,7 @@ class MosquittoProcess:
         self.binary = binary
         self.host = host
         self.port = port or free_port(host)
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="bess-mosquitto-"))
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="bess-mosquitto-")).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.persistence = self.workdir / "data"
         self.persistence.mkdir(exist_ok=True)

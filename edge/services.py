@@ -25,8 +25,16 @@ COMMAND_GROUP = "bess_edge.commands"
 SERVICE_ORDER = ("sim", "adapter", "bridge", "controller")
 
 
+READY_TIMEOUT_S = 10.0
+
+
 class Service(Protocol):
-    """A long-running part of the stack. `run` returns when `stop` is set, after cleaning up."""
+    """A long-running part of the stack. `run` returns when `stop` is set, after cleaning up.
+
+    A service that others depend on (the simulator's Modbus servers) may also have a `ready`
+    attribute, an asyncio.Event it sets once it serves; `run_services` waits for it before
+    starting the next service, so adapters do not begin by failing to connect.
+    """
 
     name: str
 
@@ -47,7 +55,17 @@ def _order(name: str) -> int:
 
 async def run_services(services: list[Service], stop: asyncio.Event) -> None:
     """Run services until `stop` is set or one of them fails; then stop them all."""
-    tasks = [asyncio.create_task(s.run(stop), name=s.name) for s in services]
+    tasks: list[asyncio.Task[None]] = []
+    for svc in services:
+        task = asyncio.create_task(svc.run(stop), name=svc.name)
+        tasks.append(task)
+        ready: asyncio.Event | None = getattr(svc, "ready", None)
+        if ready is not None:
+            waiter = asyncio.create_task(ready.wait())
+            await asyncio.wait(
+                [waiter, task], timeout=READY_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+            )
+            waiter.cancel()
     if not tasks:
         return
     stopper = asyncio.create_task(stop.wait())

@@ -36,6 +36,11 @@ class DeviceGone(Exception):
     """No connection to the device."""
 
 
+class BadAnswer(DeviceTimeout):
+    """An answer that is not one to our request (wrong function code or register count).
+    Handled like no answer: the connection cannot be trusted any more."""
+
+
 def build_client(cfg: DeviceConfig) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
     """The pymodbus client for a device. Automatic reconnection is off: the adapter owns it,
     so it can re-read scale factors and publish `offline` with its own capped backoff."""
@@ -176,10 +181,13 @@ class ModbusBus:
             raise ReadRefused(
                 int(getattr(rr, "exception_code", 0)), f"read {address}+{count}: {rr}"
             )
+        fc = getattr(rr, "function_code", 3)
+        if fc != 3:
+            raise BadAnswer(f"read {address}+{count}: answer has function code {fc}, not 3")
         regs = list(rr.registers)
-        if len(regs) < count:
-            raise DeviceTimeout(f"read {address}+{count}: short answer ({len(regs)} registers)")
-        return regs[:count]
+        if len(regs) != count:
+            raise BadAnswer(f"read {address}+{count}: answer has {len(regs)} registers")
+        return regs
 
     async def write(self, address: int, values: list[int]) -> None:
         """Write holding registers (function 16). Raises ReadRefused with the exception code."""

@@ -14,7 +14,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from adapters.modbus.bus import DEFINITIVE_CODES, POLL, WRITE, DeviceGone, DeviceTimeout, ModbusBus
+from adapters.modbus.bus import (
+    DEFINITIVE_CODES,
+    POLL,
+    WRITE,
+    BadAnswer,
+    DeviceGone,
+    DeviceTimeout,
+    ModbusBus,
+)
 from adapters.modbus.plan import (
     GroupSpec,
     PollGroup,
@@ -389,7 +397,8 @@ class DeviceAdapter:
         value = request.body["value"]
         if value is None:
             raise RpcError("invalid_payload", f"value: null cannot be written to {key}")
-        if spec.is_string != isinstance(value, str) or isinstance(value, bool):
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if not (isinstance(value, str) if spec.is_string else numeric):
             want = "a string" if spec.is_string else "a number"
             raise RpcError(
                 "invalid_payload", f"value: {key} needs {want}, got {type(value).__name__}"
@@ -459,6 +468,10 @@ class DeviceAdapter:
                 )
                 if exc.code in DEFINITIVE_CODES:
                     raise last from None
+            except BadAnswer as exc:
+                self._broken = f"bad answer: {exc}"
+                self._set_online(False)  # the stream is out of step; the poll loop reconnects
+                raise RpcError("device_error", f"{spec.key}: {exc}") from None
             except DeviceTimeout as exc:
                 self._broken = f"write timed out: {exc}"
                 self._set_online(False)  # announce now; the poll loop reconnects

@@ -250,17 +250,34 @@ def to_raw(spec: PointSpec, value: Any, sf: int | None) -> int | float | str:
         raise EncodeError(
             "invalid_payload", f"{spec.key}: expected a number, got {type(value).__name__}"
         )
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise EncodeError("invalid_payload", f"{spec.key}: not a finite number")
+    exp = 0
     if spec.sunspec:
-        exp = sf if spec.sf_key is not None else (spec.sf_const or 0)
-        if spec.sf_key is not None and sf is None:
-            raise EncodeError(
-                "device_error", f"{spec.key}: scale factor {spec.sf_key} is not implemented"
-            )
-        scaled = value / math.pow(10, exp) if exp else value
-    else:
-        scaled = (value - spec.offset) / spec.scale
+        if spec.sf_key is not None:
+            if sf is None:
+                raise EncodeError(
+                    "device_error", f"{spec.key}: scale factor {spec.sf_key} is not implemented"
+                )
+            exp = sf
+        else:
+            exp = spec.sf_const or 0
+        if not -10 <= exp <= 10:  # SunSpec scale factors are -10..10; anything else is garbage
+            raise EncodeError("device_error", f"{spec.key}: scale factor {exp} is outside -10..10")
+    try:
+        # JSON integers can have thousands of digits: beyond a float, an OverflowError here.
+        if spec.sunspec:
+            scaled = value / math.pow(10, exp) if exp else value
+        else:
+            scaled = (value - spec.offset) / spec.scale
+        if spec.type in ("float32", "float64"):
+            scaled = float(scaled)
+        if isinstance(scaled, float) and not math.isfinite(scaled):
+            raise OverflowError
+    except OverflowError:
+        raise EncodeError(
+            "out_of_range", f"{spec.key}: value is far outside the {spec.type} range"
+        ) from None
     if spec.type in ("float32", "float64"):
         if spec.type == "float32" and abs(scaled) > 3.4028234663852886e38:
             raise EncodeError("out_of_range", f"{spec.key}: {value} does not fit a float32")

@@ -31,6 +31,8 @@ ACTIONS = (
     "state",
     "inverter_fault",
     "freeze",
+    "slow",
+    "kill",
     "drop",
     "corrupt_sf",
     "stale",
@@ -100,6 +102,9 @@ class SimulatedDevice:
         self.port = cfg.port
         self.frozen = False
         self.stale = False
+        self.delay_s = 0.0  # `slow`: every request is answered this late
+        self.killed = False  # `kill`: the Modbus server is gone (connections refused)
+        self._kill_task: asyncio.Task[None] | None = None
         self._parked: set[asyncio.Future[None]] = set()
         self._server: ModbusTcpServer | None = None
 
@@ -111,7 +116,8 @@ class SimulatedDevice:
             simdata=[SimData(self.image.base, values=list(regs), datatype=DataType.REGISTERS)],
             action=self._action,
         )
-        server = ModbusTcpServer(dev, address=(self.host, self.cfg.port))
+        # the same port on a restart after `kill` (cfg.port may be 0 = any)
+        server = ModbusTcpServer(dev, address=(self.host, self.port))
         await server.serve_forever(background=True)
         transport: Any = server.transport
         self.port = int(transport.sockets[0].getsockname()[1])
@@ -127,6 +133,9 @@ class SimulatedDevice:
 
     async def stop(self) -> None:
         self._release_parked()
+        if self._kill_task is not None:
+            with contextlib.suppress(Exception):
+                await self._kill_task
         if self._server is not None:
             self.drop()
             await self._server.shutdown()
@@ -148,6 +157,8 @@ class SimulatedDevice:
                 await fut  # cancelled on unfreeze/stop: the request then ends without a reply
             finally:
                 self._parked.discard(fut)
+        if self.delay_s > 0:
+            await asyncio.sleep(self.delay_s)
         if set_values:
             values = [int(v) for v in set_values]
             err = self.image.check_write(address, len(values))
@@ -163,6 +174,33 @@ class SimulatedDevice:
             o = address - self.image.base
             set_values[:] = regs[o : o + len(set_values)]  # type: ignore[assignment]
         return None
+
+    def _set_killed(self, killed: bool) -> None:
+        """`kill`: take the Modbus server away (or bring it back on the same port).
+
+        The physics keeps running: a device whose communication died still obeys its own
+        revert timers. The change is asynchronous; the next request sees it.
+        """
+        if killed == self.killed:
+            return
+        self.killed = killed
+        previous = self._kill_task
+
+        async def apply() -> None:
+            if previous is not None:
+                with contextlib.suppress(Exception):
+                    await previous
+            if killed and self._server is not None:
+                self._release_parked()
+                server, self._server = self._server, None
+                for c in list(server.active_connections.values()):
+                    with contextlib.suppress(Exception):
+                        c.close()
+                await server.shutdown()
+            elif not killed and self._server is None:
+                await self.start()
+
+        self._kill_task = asyncio.get_running_loop().create_task(apply())
 
     def _release_parked(self) -> None:
         for fut in list(self._parked):
@@ -202,6 +240,10 @@ class SimulatedDevice:
             out["freeze"] = True
         if self.stale:
             out["stale"] = True
+        if self.delay_s > 0:
+            out["slow"] = {"delay_ms": round(self.delay_s * 1000)}
+        if self.killed:
+            out["kill"] = True
         if isinstance(ph, BatteryPhysics):
             if ph.forced_state is not None:
                 out["state"] = ph.forced_state
@@ -272,6 +314,10 @@ class SimulatedDevice:
             self.frozen = _bool(body, "on", True)
             if not self.frozen:
                 self._release_parked()
+        elif action == "slow":
+            self.delay_s = _int(body, "delay_ms", 0, 60_000) / 1000.0
+        elif action == "kill":
+            self._set_killed(_bool(body, "on", True))
         elif action == "drop":
             result["dropped"] = self.drop()
         elif action == "corrupt_sf":
@@ -306,6 +352,8 @@ class SimulatedDevice:
         self.frozen = False
         self._release_parked()
         self.stale = False
+        self.delay_s = 0.0
+        self._set_killed(False)
         self.image.restore_sf()
         if isinstance(ph, BatteryPhysics):
             ph.forced_state = None

@@ -47,12 +47,14 @@ class SimService:
     def __init__(self, site: SiteConfig) -> None:
         self.site = site
         self.sim = SiteSimulator.from_config(site)
+        self.ready = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
         topics = Topics(self.site.site)
         await self.sim.start()
         for name, port in self.sim.ports.items():
             print(f"sim {name}: modbus tcp {self.sim.config.host}:{port}", flush=True)
+        self.ready.set()
         client = MqttClient(
             self.site.broker,
             client_id=f"sim-{self.site.site}",

@@ -127,6 +127,11 @@ class Schedule:
             self.controls = [c for c in self.controls if id(c) not in drop]
 
 
+def _finite(v: int | float) -> bool:
+    """math.isfinite without its OverflowError on integers beyond a float (JSON allows them)."""
+    return isinstance(v, int) or math.isfinite(v)
+
+
 def _neg(s: str) -> tuple[int, ...]:
     return tuple(-ord(ch) for ch in s)
 
@@ -153,7 +158,7 @@ def wchamax_fixed_w(value_w: Any, max_charge_w: float | None) -> int:
     """W charge limit -> opModFixedW: signed hundredths of % of setMaxChargeRateW, negative."""
     if isinstance(value_w, bool) or not isinstance(value_w, int | float):
         raise ControlError("invalid_payload", "value: expected a number of watts")
-    if not math.isfinite(value_w):
+    if not _finite(value_w):
         raise ControlError("invalid_payload", "value: NaN/Infinity is not a number of watts")
     if max_charge_w is None:
         raise ControlError(
@@ -183,7 +188,7 @@ def _int(body: dict[str, Any], key: str, lo: int, hi: int) -> int | None:
     v = body.get(key)
     if v is None:
         return None
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+    if isinstance(v, bool) or not isinstance(v, int | float) or not _finite(v):
         raise ControlError("invalid_payload", f"{key}: expected an integer")
     if v != int(v):
         raise ControlError("invalid_payload", f"{key}: expected an integer, got {v}")
@@ -205,7 +210,7 @@ def _watts(body: dict[str, Any], key: str, limits: Limits) -> float | None:
     v = body.get(key)
     if v is None:
         return None
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+    if isinstance(v, bool) or not isinstance(v, int | float) or not _finite(v):
         raise ControlError("invalid_payload", f"{key}: expected a number (W)")
     if limits.max_w is not None and v > limits.max_w:
         raise ControlError("out_of_range", f"{key}: {v} W above setMaxW {limits.max_w}")

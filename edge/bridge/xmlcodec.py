@@ -72,6 +72,10 @@ def parse_tree(data: bytes, limit: int = MAX_XML_BYTES) -> etree._Element:
         raise XmlError(f"not well-formed XML: {exc}") from None
     if root is None:
         raise XmlError("empty document")
+    info = root.getroottree().docinfo
+    if info.internalDTD is not None or info.doctype or info.system_url or info.public_id:
+        # The byte check above misses a DTD in UTF-16/UTF-32 text; lxml reports it here.
+        raise XmlError("DTDs and entity declarations are not accepted")
     _normalise(root)
     return root
 

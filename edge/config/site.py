@@ -85,4 +85,8 @@ def load_site(path: str | Path) -> SiteConfig:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(str(p), [("", f"not valid TOML: {exc}")]) from None
+    except RecursionError:  # tomllib recurses per nesting level: `a = [[[[...` 1000 deep
+        raise ConfigError(
+            str(p), [("", "not usable TOML: arrays or tables nested too deeply")]
+        ) from None
     return parse_site(data, str(p))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -12,13 +13,25 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a valid JSON number")
 
 
+def _finite_float(text: str) -> float:
+    # `1e400` is valid JSON syntax but parses to Infinity, which topics.md forbids.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is beyond the range of a JSON number (float overflow)")
+    return value
+
+
 def loads(data: bytes | str) -> Any:
-    """Parse JSON, refusing NaN/Infinity and payloads over MAX_PAYLOAD_BYTES."""
+    """Parse JSON, refusing NaN/Infinity (also by overflow), payloads over MAX_PAYLOAD_BYTES
+    and nesting too deep for the parser (a RecursionError would escape every handler)."""
     if len(data) > MAX_PAYLOAD_BYTES:
         raise ValueError(f"payload is {len(data)} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit")
     if isinstance(data, bytes):
         data = data.decode("utf-8")
-    return json.loads(data, parse_constant=_refuse_constant)
+    try:
+        return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def dumps(obj: Any) -> str:

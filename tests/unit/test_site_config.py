@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.cli import EXIT_CONFIG, demo_site_path, main
+from edge.cli import EXIT_CONFIG, main
 from edge.config import ConfigError, load_site, parse_site
+from edge.demo import render_demo_site
 
 
 def test_minimal_site_gets_defaults() -> None:
@@ -47,5 +48,9 @@ def test_cli_exits_non_zero_on_bad_config(
     assert "site.extra: Unknown field." in err
 
 
-def test_demo_site_file_is_valid() -> None:
-    assert main(["check-config", "-c", str(demo_site_path())]) == 0
+def test_rendered_demo_site_is_valid(tmp_path: Path) -> None:
+    site_file = render_demo_site(tmp_path)
+    site = load_site(site_file)
+    assert [d.name for d in site.devices] == ["battery", "inverter", "meter"]
+    assert site.controller is not None and site.simulator is not None
+    assert main(["check-config", "-c", str(site_file)]) == 0

@@ -1,0 +1,108 @@
+"""The controller's transition table, as a python-statemachine `StateMachine`.
+
+The machine only says which transitions exist; the work a transition starts (device writes,
+waits) lives in core.Controller and runs asynchronously, so a new command can arrive while it is
+in progress. `stop` and `fault` leave every state; `fault` is left only by `reset` (latched).
+"""
+
+from __future__ import annotations
+
+from statemachine import State, StateMachine
+
+STATES = (
+    "stopped",
+    "starting",
+    "connecting",
+    "holding",
+    "charging",
+    "discharging",
+    "soc_recovery",
+    "stopping",
+    "fault",
+)
+# States in which power may flow and a setpoint is in force.
+ACTIVE = frozenset({"holding", "charging", "discharging", "soc_recovery"})
+# States in which the devices may be energised (monitors run: SoC, faults, heartbeat).
+ENERGISED = frozenset({"starting", "connecting", *ACTIVE, "stopping"})
+
+
+class BessMachine(StateMachine):
+    stopped = State(initial=True)
+    starting = State()
+    connecting = State()
+    holding = State()
+    charging = State()
+    discharging = State()
+    soc_recovery = State()
+    stopping = State()
+    fault = State()
+
+    # -- start sequence ----------------------------------------------------------------------
+    start = stopped.to(starting)
+    contactors_closed = starting.to(connecting)
+    connected = connecting.to(holding)
+    connected_recover = connecting.to(soc_recovery)
+    # -- operator commands (original: only once connected) ---------------------------------
+    hold = holding.to.itself() | charging.to(holding) | discharging.to(holding)
+    charge = (
+        holding.to(charging)
+        | charging.to.itself()
+        | discharging.to(charging)
+        | soc_recovery.to(charging)
+    )
+    discharge = holding.to(discharging) | charging.to(discharging) | discharging.to.itself()
+    recover = (
+        holding.to(soc_recovery)
+        | charging.to(soc_recovery)
+        | discharging.to(soc_recovery)
+        | soc_recovery.to.itself()
+    )
+    # -- SoC protection --------------------------------------------------------------------
+    soc_high = charging.to(holding)
+    soc_low = holding.to(soc_recovery) | discharging.to(soc_recovery)
+    recovered = soc_recovery.to(holding)
+    # -- stop: from every state; fault keeps its latch while the stop sequence runs --------
+    stop = (
+        stopped.to(stopping)
+        | starting.to(stopping)
+        | connecting.to(stopping)
+        | holding.to(stopping)
+        | charging.to(stopping)
+        | discharging.to(stopping)
+        | soc_recovery.to(stopping)
+        | stopping.to.itself()
+        | fault.to.itself()
+    )
+    stop_done = stopping.to(stopped)
+    # -- faults ----------------------------------------------------------------------------
+    trip = (
+        stopped.to(fault)
+        | starting.to(fault)
+        | connecting.to(fault)
+        | holding.to(fault)
+        | charging.to(fault)
+        | discharging.to(fault)
+        | soc_recovery.to(fault)
+        | stopping.to(fault)
+        | fault.to.itself()
+    )
+    reset = fault.to(stopped)
+
+    @property
+    def state_id(self) -> str:
+        return str(next(iter(self.configuration)).id)
+
+    def can(self, event: str) -> bool:
+        """Is `event` a transition out of the current state? (Table lookup: commands ask this
+        on every request, and walking `allowed_events` costs more than the command.)"""
+        table = type(self).__dict__.get("_table")
+        if table is None:
+            table = {
+                (s.id, str(e.id)): t.target.id
+                for s in self.states
+                for t in s.transitions
+                for e in t.events
+                if t.target is not None
+            }
+            type(self)._table = table  # type: ignore[attr-defined]
+        return (self.state_id, event) in table

@@ -1,0 +1,162 @@
+"""One asyncio loop running the real simulator, the real Modbus adapters and the controller,
+all over a real Mosquitto: the whole site for end-to-end tests and benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from adapters.modbus.service import make_adapters
+from adapters.simulator import SiteSimulator
+from edge.config.controller import ControllerSchema, ControllerSettings
+from edge.config.site import parse_site
+from edge.controller.shell import ControllerService
+from edge.mqtt import BrokerSettings, MqttClient, Requester, Topics
+
+SITE = "e2e"
+T = Topics(SITE)
+
+
+def sim_devices(profile: str, **battery: Any) -> list[dict[str, Any]]:
+    inv_profile = {"sunspec_704": "sunspec", "sunspec_123": "legacy", "rhombus_res125": "res125"}[
+        profile
+    ]
+    return [
+        {"name": "battery", "kind": "battery", "connect_delay_s": 0.2, **battery},
+        {"name": "inverter", "kind": "inverter", "profile": inv_profile, "battery": "battery"},
+    ]
+
+
+def adapter_tables(profile: str, poll_s: float = 0.1) -> list[dict[str, Any]]:
+    common = {"poll_s": poll_s, "refresh_s": 5.0}
+    inv: dict[str, Any] = {"name": "inverter", "kind": "sunspec", **common}
+    if profile == "rhombus_res125":
+        inv = {
+            "name": "inverter",
+            "kind": "pointmap",
+            "pointmap": "res125",
+            "readback_tolerance": {"res125/Heartbeat": 10},
+            **common,
+        }
+    return [{"name": "battery", "kind": "sunspec", **common}, inv]
+
+
+class ControllerSite:
+    """`async with ControllerSite(broker, "sunspec_704", time_scale=20) as site:`"""
+
+    def __init__(
+        self,
+        broker: Any,
+        profile: str = "sunspec_704",
+        time_scale: float = 1.0,
+        controller: dict[str, Any] | None = None,
+        battery: dict[str, Any] | None = None,
+    ) -> None:
+        self.broker = broker
+        self.profile = profile
+        self.sim = SiteSimulator(
+            {
+                "time_scale": time_scale,
+                "step_s": 0.02,
+                "devices": sim_devices(profile, **(battery or {})),
+            },
+            site=SITE,
+        )
+        self.controller_cfg = {
+            "profile": profile,
+            "restart_settle_s": 0.5,
+            "on_restart": "report",
+            **(controller or {}),
+        }
+        self.stop = asyncio.Event()
+        self.ctl_stop = asyncio.Event()  # the controller alone can be stopped and restarted
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.settings: ControllerSettings = ControllerSchema().load(self.controller_cfg)
+        self.bsettings = BrokerSettings(broker.host, broker.port, keepalive=2)
+        self.service = ControllerService(SITE, self.bsettings, self.settings)
+        self.client = MqttClient(self.bsettings, "e2e-operator")
+        self.requester = Requester(self.client, T)
+
+    async def __aenter__(self) -> ControllerSite:
+        await self.sim.start()
+        tables = []
+        for d in adapter_tables(self.profile):
+            tables.append({**d, "port": self.sim.port(d["name"])})
+        site = parse_site(
+            {
+                "site": {"id": SITE},
+                "broker": {"host": self.broker.host, "port": self.broker.port, "keepalive": 2},
+                "devices": tables,
+            }
+        )
+        self.adapters = make_adapters(site)
+        self.tasks = [asyncio.create_task(a.run(self.stop)) for a in self.adapters]
+        await self.client.start()
+        # controller last, as `bess-edge run` does
+        self.ctl_task = asyncio.create_task(self.service.run(self.ctl_stop))
+        await self.wait(lambda: self.ctl is not None and self.ctl.p.soc() is not None, 10)
+        for dev in ("battery", "inverter"):
+            await self.wait(lambda d=dev: self.ctl.t.status(d) == "online", 10, f"{dev} online")
+        return self
+
+    async def restart_controller(self, **controller: Any) -> None:
+        """Stop the controller without a `stop` command (devices keep running), start anew."""
+        self.ctl_stop.set()
+        await asyncio.wait_for(self.ctl_task, 10)
+        self.ctl_stop = asyncio.Event()
+        self.settings = ControllerSchema().load({**self.controller_cfg, **controller})
+        self.service = ControllerService(SITE, self.bsettings, self.settings)
+        self.ctl_task = asyncio.create_task(self.service.run(self.ctl_stop))
+        await self.wait(lambda: self.ctl is not None and self.ctl.p.soc() is not None, 10)
+
+    async def __aexit__(self, *_: Any) -> None:
+        self.ctl_stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.ctl_task, 10)
+        self.stop.set()
+        for t in self.tasks:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(t, 10)
+        await self.client.stop()
+        await self.sim.stop()
+
+    @property
+    def ctl(self) -> Any:
+        return self.service.controller
+
+    async def cmd(self, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        return await self.requester.request(T.controller_cmd(name), body or {}, timeout=5)
+
+    async def wait(self, pred: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if pred():
+                    return
+            except (AttributeError, TypeError):
+                pass
+            if time.monotonic() > deadline:
+                state = self._debug()
+                raise TimeoutError(f"timed out waiting for {what or pred}; controller {state}")
+            await asyncio.sleep(0.01)
+
+    def _debug(self) -> Any:
+        """What a timed-out wait reports: controller snapshot and the simulator's view."""
+        if self.ctl is None:
+            return None
+        v = self.value
+        return {
+            "controller": self.ctl.snapshot(),
+            "inverter_power_w": self.sim.device("inverter").physics.power_w,
+            "soc": v("battery", 802, "SoC"),
+            "battery_state": v("battery", 802, "State"),
+        }
+
+    async def wait_state(self, state: str, timeout: float = 5.0) -> None:
+        await self.wait(lambda: self.ctl.state == state, timeout, f"state {state}")
+
+    def value(self, device: str, model: int | str, point: str) -> Any:
+        return self.sim.value(device, model, point)
