@@ -54,3 +54,12 @@ def test_rendered_demo_site_is_valid(tmp_path: Path) -> None:
     assert [d.name for d in site.devices] == ["battery", "inverter", "meter"]
     assert site.controller is not None and site.simulator is not None
     assert main(["check-config", "-c", str(site_file)]) == 0
+
+
+def test_demo_without_openssl_drops_only_the_bridge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("edge.demo.openssl_available", lambda: False)
+    site = load_site(render_demo_site(tmp_path))
+    assert site.bridge is None
+    assert site.controller is not None and len(site.devices) == 3
