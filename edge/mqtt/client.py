@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import socket
@@ -201,7 +202,10 @@ class MqttClient:
             log.debug("publish to %s dropped: client not started", topic)
             return None
         props = None
-        if expiry_s is not None or response_topic is not None or correlation_data is not None:
+        if response_topic is None and correlation_data is None:
+            if expiry_s is not None:
+                props = _expiry_properties(max(1, int(expiry_s)))
+        else:
             props = Properties(PacketTypes.PUBLISH)
             if expiry_s is not None:
                 props.MessageExpiryInterval = max(1, int(expiry_s))
@@ -263,6 +267,16 @@ class MqttClient:
         for sub in self._subs:
             if paho.topic_matches_sub(sub.topic_filter, msg.topic):
                 self._call_in_loop(sub.handler, message)
+
+
+@functools.lru_cache(maxsize=64)
+def _expiry_properties(expiry_s: int) -> Properties:
+    """Telemetry publishes differ only in expiry: building a Properties object for each costs
+    about a quarter of a publish (measured by tests/perf/bench_adapter.py), so share them.
+    paho only reads them when packing."""
+    props = Properties(PacketTypes.PUBLISH)
+    props.MessageExpiryInterval = expiry_s
+    return props
 
 
 def _log_task_error(task: asyncio.Future[Any]) -> None:
