@@ -24,7 +24,6 @@ from adapters.modbus.bus import (
     ModbusBus,
 )
 from adapters.modbus.plan import (
-    GroupSpec,
     PollGroup,
     PublishFilter,
     ReadBlock,
@@ -44,7 +43,7 @@ from adapters.modbus.points import (
 )
 from adapters.sunspec.discovery import SUNS_MARKER, NotSunSpec, ReadRefused, discover
 from adapters.sunspec.layout import LayoutError
-from edge.config.devices import DeviceConfig
+from edge.config.devices import DeviceConfig, PollGroupConfig
 from edge.mqtt import jsonutil
 from edge.mqtt.client import BrokerSettings, MqttClient, Will
 from edge.mqtt.rpc import Request, RpcError, serve
@@ -53,9 +52,10 @@ from edge.mqtt.topics import Topics
 log = logging.getLogger(__name__)
 
 # Default poll groups of a SunSpec device: nameplate-like models once per connection.
-SUNSPEC_DEFAULT_GROUPS = (GroupSpec("nameplate", 0.0, ("1/*", "120/*")),)
+SUNSPEC_DEFAULT_GROUPS = (PollGroupConfig("nameplate", 0.0, ("1/*", "120/*")),)
 SF_LIMIT = 10  # SunSpec scale factors are -10..10; anything else is garbage
 TS_INTERVAL_S = 1.0
+SESSION_EXPIRY_S = 60
 
 DeviceFailure = (DeviceTimeout, DeviceGone, NotSunSpec, LayoutError)
 
@@ -83,6 +83,10 @@ class DeviceAdapter:
             broker,
             client_id=f"{topics.site}-adapter-{cfg.name}",
             will=Will(topics.status(cfg.name)),
+            # A persistent session keeps the set/... subscription while this adapter or the
+            # broker is briefly away, so write requests (QoS 1, 10 s expiry) sent meanwhile,
+            # e.g. the controller's stop sequence, are delivered after the reconnect, not dropped.
+            session_expiry_s=SESSION_EXPIRY_S,
         )
         self.online = False
         self.specs: dict[str, PointSpec] = {}
@@ -181,12 +185,9 @@ class DeviceAdapter:
         self.topic_of = {k: self._topic(p) for k, p in new.items()}
         self.values = {k: v for k, v in self.values.items() if k in new}
         groups = self.cfg.poll_groups
-        gspecs = (
-            tuple(GroupSpec(g.name, g.period_s, g.points) for g in groups)
-            if groups is not None
-            else (SUNSPEC_DEFAULT_GROUPS if kind == "sunspec" else ())
-        )
-        self.groups = assign_groups(specs, gspecs, self.cfg.poll_s)
+        if groups is None:
+            groups = SUNSPEC_DEFAULT_GROUPS if kind == "sunspec" else ()
+        self.groups = assign_groups(specs, groups, self.cfg.poll_s)
         for g in self.groups:
             g.blocks = plan_reads(g.points, self.specs, self.cfg.max_regs, self.cfg.max_gap)
         if self.pointmap is not None and self.groups:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from adapters.modbus.points import PointSpec
+from edge.config.devices import PollGroupConfig
 
 MAX_REGS = 125
 
@@ -62,15 +63,6 @@ def plan_reads(
     return blocks
 
 
-@dataclass(frozen=True)
-class GroupSpec:
-    """A poll group from the config: `period_s` 0 means once after every (re)connect."""
-
-    name: str
-    period_s: float
-    patterns: tuple[str, ...]
-
-
 @dataclass
 class PollGroup:
     name: str
@@ -91,7 +83,7 @@ def matches(key: str, pattern: str) -> bool:
 
 
 def assign_groups(
-    points: Sequence[PointSpec], groups: Sequence[GroupSpec], default_period_s: float
+    points: Sequence[PointSpec], groups: Sequence[PollGroupConfig], default_period_s: float
 ) -> list[PollGroup]:
     """Put each point in the first group whose pattern matches it, else in `default`.
 
@@ -102,7 +94,7 @@ def assign_groups(
     by_age: dict[float, PollGroup] = {}
     for p in points:
         target = next(
-            (out[g.name] for g in groups if any(matches(p.key, pt) for pt in g.patterns)), None
+            (out[g.name] for g in groups if any(matches(p.key, pt) for pt in g.points)), None
         )
         if target is None and p.max_data_age_s is not None:
             target = by_age.setdefault(

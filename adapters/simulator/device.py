@@ -18,7 +18,12 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from adapters.simulator.physics import BatteryPhysics, InverterPhysics, MeterPhysics
+from adapters.simulator.physics import (
+    RES125_FAULT_POINTS,
+    BatteryPhysics,
+    InverterPhysics,
+    MeterPhysics,
+)
 from adapters.simulator.registers import Image, PointValue, UnknownPoint
 from edge.config.simulator import SimDeviceConfig
 
@@ -42,18 +47,7 @@ ACTIONS = (
 INVERTER_FAULT_POINTS: dict[str, dict[str, int | str]] = {
     "sunspec": {"Alrm": 701, "St": 701, "InvSt": 701},
     "legacy": {"Evt1": 103, "St": 103},
-    "res125": {
-        n: "res125"
-        for n in (
-            "CIUFaultSummary",
-            "MIUF1Summary",
-            "MIUF2Summary",
-            "MIUF3Summary",
-            "MIUF4Summary",
-            "Warnings",
-            "Shutdowns",
-        )
-    },
+    "res125": {n: "res125" for n in RES125_FAULT_POINTS},
 }
 
 

@@ -43,6 +43,16 @@ SETOP_DISCONNECT = 2
 RES125_UNLOCK_CODE = 125
 RES125_OPMODE_POWER = 1
 HEARTBEAT_TICK_S = 0.1
+# RES-125 summary registers an injected inverter_fault may set; all but Warnings trip the unit.
+RES125_FAULT_POINTS = (
+    "CIUFaultSummary",
+    "MIUF1Summary",
+    "MIUF2Summary",
+    "MIUF3Summary",
+    "MIUF4Summary",
+    "Warnings",
+    "Shutdowns",
+)
 
 BATTERY_MODELS = (1, 802)
 INVERTER_MODELS = {"sunspec": (1, 701, 702, 704), "legacy": (1, 103, 120, 121, 123, 124)}
@@ -568,17 +578,7 @@ class InverterPhysics:
             )
         if self.profile == "legacy":
             return bool(img.get(103, "Evt1")) or self.fault_forced.get("St") in (1, 7)
-        return any(
-            img.get("res125", n)
-            for n in (
-                "CIUFaultSummary",
-                "MIUF1Summary",
-                "MIUF2Summary",
-                "MIUF3Summary",
-                "MIUF4Summary",
-                "Shutdowns",
-            )
-        )
+        return any(img.get("res125", n) for n in RES125_FAULT_POINTS if n != "Warnings")
 
     def is_on(self) -> bool:
         if self.faulted():

@@ -4,8 +4,10 @@
 marker, each model's ID/L header and points, then the 0xFFFF end marker. Engineering values
 go through pysunspec2's `cvalue`, so scale factors are applied exactly as a client undoes them.
 
-`PointMapImage` lays out a non-SunSpec device from a CSV point map (the same file the
-point-map adapter reads), for the Rhombus RES-125 profile.
+`PointMapImage` lays out a non-SunSpec device from a CSV point map for the Rhombus RES-125
+profile. It reads the map with the adapter's reader (`adapters.pointmap.reader`) and codes
+registers with the adapter's codec (`adapters.modbus.points`), so simulator and adapter cannot
+disagree about a point's layout.
 
 Both keep their state in Python objects and render registers on demand; `write()` takes a
 Modbus write and refuses (returns an error text) writes that touch a read-only register.
@@ -13,15 +15,21 @@ Modbus write and refuses (returns an error text) writes that touch a read-only r
 
 from __future__ import annotations
 
-import csv
 import math
-import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sunspec2 import device as ss_device
+
+from adapters.modbus.points import (
+    INT_BOUNDS,
+    PointSpec,
+    bytes_to_regs,
+    decode_raw,
+    encode_raw,
+    regs_to_bytes,
+)
 
 SUNS_BASE = 40000
 SUNS_MARKER = (0x5375, 0x6E53)
@@ -33,14 +41,6 @@ PointValue = float | int | str | None
 
 class UnknownPoint(KeyError):
     """The device has no such model or point."""
-
-
-def _bytes_to_regs(data: bytes) -> list[int]:
-    return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
-
-
-def _regs_to_bytes(regs: Iterable[int]) -> bytes:
-    return b"".join(int(r & 0xFFFF).to_bytes(2, "big") for r in regs)
 
 
 # ---------------------------------------------------------------------------------- SunSpec
@@ -203,7 +203,7 @@ class SunSpecImage:
         if self._cache is None:
             regs = list(SUNS_MARKER)
             for model in self.models.values():
-                regs.extend(_bytes_to_regs(model.get_mb()))
+                regs.extend(bytes_to_regs(model.get_mb()))
             regs.extend(END_MARKER)
             self._cache = regs
         return self._cache
@@ -229,108 +229,28 @@ class SunSpecImage:
                 touched.append(ref)
         for ref in touched:
             o = ref.address - self.base
-            ref.point.set_mb(_regs_to_bytes(regs[o : o + ref.length]))
+            ref.point.set_mb(regs_to_bytes(regs[o : o + ref.length]))
         self._cache = None
         return [(r.model_id, r.name) for r in touched]
 
 
 # ---------------------------------------------------------------------------- point maps
-POINTMAP_COLUMNS = (
-    "name",
-    "address",
-    "type",
-    "byte_order",
-    "word_order",
-    "scale",
-    "offset",
-    "unit",
-    "access",
-    "write_attempts",
-    "write_wait",
-    "max_data_age",
-)
-_TYPES = {"int16": ("h", 1), "uint16": ("H", 1), "int32": ("i", 2), "uint32": ("I", 2)}
-
-
-@dataclass(frozen=True)
-class MapPoint:
-    name: str
-    address: int
-    type: str
-    byte_order: str
-    word_order: str
-    scale: float
-    offset: float
-    unit: str
-    access: str
-
-    @property
-    def length(self) -> int:
-        return _TYPES[self.type][1]
-
-
-def read_pointmap(path: str | Path) -> list[MapPoint]:
-    """Read a point-map CSV (columns POINTMAP_COLUMNS). Raises ValueError naming the row."""
-    out: list[MapPoint] = []
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = csv.DictReader(f)
-        if tuple(rows.fieldnames or ()) != POINTMAP_COLUMNS:
-            raise ValueError(f"{path}: columns must be {','.join(POINTMAP_COLUMNS)}")
-        for n, row in enumerate(rows, start=2):
-            try:
-                p = MapPoint(
-                    name=row["name"],
-                    address=int(row["address"]),
-                    type=row["type"],
-                    byte_order=row["byte_order"] or "big",
-                    word_order=row["word_order"] or "big",
-                    scale=float(row["scale"] or 1),
-                    offset=float(row["offset"] or 0),
-                    unit=row["unit"],
-                    access=row["access"],
-                )
-            except ValueError as exc:
-                raise ValueError(f"{path}:{n}: {exc}") from None
-            if p.type not in _TYPES or p.access not in ("R", "RW"):
-                raise ValueError(f"{path}:{n}: bad type {p.type!r} or access {p.access!r}")
-            out.append(p)
-    return out
-
-
-def encode(p: MapPoint, raw: int) -> list[int]:
-    fmt, n = _TYPES[p.type]
-    data = struct.pack((">" if p.byte_order == "big" else "<") + fmt, raw)
-    regs = [int.from_bytes(data[i : i + 2], "big") for i in range(0, 2 * n, 2)]
-    if p.byte_order != "big":
-        regs = [((r & 0xFF) << 8) | (r >> 8) for r in regs][::-1]
-    if n > 1 and p.word_order != "big":
-        regs.reverse()
-    return regs
-
-
-def decode(p: MapPoint, regs: list[int]) -> int:
-    regs = list(regs)
-    if p.length > 1 and p.word_order != "big":
-        regs.reverse()
-    data = b"".join(r.to_bytes(2, "big") for r in regs)
-    if p.byte_order != "big":
-        data = data[::-1]
-        return int(struct.unpack("<" + _TYPES[p.type][0], data)[0])
-    return int(struct.unpack(">" + _TYPES[p.type][0], data)[0])
-
-
 class PointMapImage:
     """A non-SunSpec device laid out from a CSV point map. `model` is the profile name."""
 
     kind = "pointmap"
 
-    def __init__(self, profile: str, points: list[MapPoint]) -> None:
+    def __init__(self, profile: str, points: Iterable[PointSpec]) -> None:
+        points = list(points)
+        for p in points:
+            if p.type not in INT_BOUNDS:
+                raise ValueError(f"{p.name}: type {p.type} is not simulated (integers only)")
         self.profile = profile
         self.points = {p.name: p for p in points}
         self.base = min(p.address for p in points)
         self.end = max(p.address + p.length for p in points)
         self._raw: dict[str, int] = {p.name: 0 for p in points}
-        self._by_addr: dict[int, MapPoint] = {}
+        self._by_addr: dict[int, PointSpec] = {}
         for p in points:
             for a in range(p.address, p.address + p.length):
                 if a in self._by_addr:
@@ -338,7 +258,7 @@ class PointMapImage:
                 self._by_addr[a] = p
         self._cache: list[int] | None = None
 
-    def ref(self, model: int | str, point: str) -> MapPoint:
+    def ref(self, model: int | str, point: str) -> PointSpec:
         if str(model) != self.profile or point not in self.points:
             raise UnknownPoint(f"no point {model}/{point}")
         return self.points[point]
@@ -361,13 +281,7 @@ class PointMapImage:
         return self._raw[point]
 
     def set_raw(self, model: int | str, point: str, raw: Any) -> None:
-        p = self.ref(model, point)
-        fmt, n = _TYPES[p.type]
-        lo, hi = (
-            (0, (1 << (16 * n)) - 1)
-            if fmt.isupper()
-            else (-(1 << (16 * n - 1)), (1 << (16 * n - 1)) - 1)
-        )
+        lo, hi = INT_BOUNDS[self.ref(model, point).type]
         self._raw[point] = max(lo, min(hi, int(raw)))
         self._cache = None
 
@@ -389,7 +303,7 @@ class PointMapImage:
             regs = [0] * (self.end - self.base)
             for name, p in self.points.items():
                 o = p.address - self.base
-                regs[o : o + p.length] = encode(p, self._raw[name])
+                regs[o : o + p.length] = encode_raw(p, self._raw[name])
             self._cache = regs
         return self._cache
 
@@ -406,13 +320,15 @@ class PointMapImage:
         regs = list(self.registers())
         off = address - self.base
         regs[off : off + len(values)] = values
-        touched: list[MapPoint] = []
+        touched: list[PointSpec] = []
         for a in range(address, address + len(values)):
             if self._by_addr[a] not in touched:
                 touched.append(self._by_addr[a])
         for p in touched:
             o = p.address - self.base
-            self._raw[p.name] = decode(p, regs[o : o + p.length])
+            raw = decode_raw(p, regs[o : o + p.length])
+            assert isinstance(raw, int)  # integer types only, checked in __init__
+            self._raw[p.name] = raw
         self._cache = None
         return [(self.profile, p.name) for p in touched]
 

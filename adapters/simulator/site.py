@@ -12,10 +12,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
+from adapters.pointmap.reader import builtin_path, load_pointmap
 from adapters.simulator.device import InjectError, SimulatedDevice
 from adapters.simulator.physics import (
     BATTERY_MODELS,
@@ -25,22 +24,12 @@ from adapters.simulator.physics import (
     InverterPhysics,
     MeterPhysics,
 )
-from adapters.simulator.registers import (
-    PointMapImage,
-    PointValue,
-    SunSpecImage,
-    read_pointmap,
-)
+from adapters.simulator.registers import PointMapImage, PointValue, SunSpecImage
 from edge.config.simulator import SimulatorConfig, SimulatorSchema
 
 log = logging.getLogger(__name__)
 
 MAX_STEP_S = 1.0  # simulated seconds per physics sub-step (keeps ramps/timers accurate)
-
-
-def pointmap_path(profile: str) -> Path:
-    """The CSV point map shipped in adapters/pointmap/ for a non-SunSpec profile."""
-    return Path(str(resources.files("adapters.pointmap").joinpath(f"{profile}.csv")))
 
 
 class SiteSimulator:
@@ -85,7 +74,7 @@ class SiteSimulator:
         for c in (c for c in cfgs if c.kind == "inverter"):
             bat = self._pick(c.battery, batteries)
             if c.profile == "res125":
-                pimg = PointMapImage("res125", read_pointmap(pointmap_path("res125")))
+                pimg = PointMapImage("res125", load_pointmap(builtin_path("res125"), "res125"))
                 ip = InverterPhysics(c, pimg, bat, self.config.time_scale)
                 self.devices[c.name] = SimulatedDevice(c, pimg, ip, host)
             else:

@@ -29,6 +29,9 @@ class SerialConfig:
 
 @dataclass(frozen=True)
 class PollGroupConfig:
+    """A poll group: `period_s` 0 means once after every (re)connect; `points` are key
+    patterns (`802/SoC`, `802/*`)."""
+
     name: str
     period_s: float
     points: tuple[str, ...]

@@ -10,8 +10,9 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 from sunspec2.modbus.client import SunSpecModbusClientDeviceTCP
 
-from adapters.simulator import SiteSimulator, pointmap_path
-from adapters.simulator.registers import decode, read_pointmap
+from adapters.modbus.points import decode_raw
+from adapters.pointmap.reader import builtin_path, load_pointmap
+from adapters.simulator import SiteSimulator
 
 DEVICES = [
     {"name": "battery", "kind": "battery", "initial_soc": 63.4, "unit_id": 3},
@@ -97,7 +98,7 @@ def test_scan_sees_scaled_values() -> None:
 
 
 def test_res125_registers_follow_the_csv_point_map() -> None:
-    points = read_pointmap(pointmap_path("res125"))
+    points = load_pointmap(builtin_path("res125"), "res125")
 
     async def body(sim: SiteSimulator) -> None:
         sim.set_value("rhombus", "res125", "MaxPowerCommand", -12.5)
@@ -107,7 +108,7 @@ def test_res125_registers_follow_the_csv_point_map() -> None:
             for p in points:
                 rr = await client.read_holding_registers(p.address, count=p.length, device_id=1)
                 assert not rr.isError(), p.name
-                eng = decode(p, rr.registers) * p.scale + p.offset
+                eng = decode_raw(p, rr.registers) * p.scale + p.offset
                 assert eng == pytest.approx(sim.value("rhombus", "res125", p.name)), p.name
             hb = next(p for p in points if p.name == "Heartbeat")
             assert sim.value("rhombus", "res125", "Heartbeat") == 931

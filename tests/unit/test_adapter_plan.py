@@ -8,9 +8,10 @@ import pytest
 from sunspec2 import device as ss_device
 
 from adapters.modbus.bus import POLL, WRITE, PriorityLock
-from adapters.modbus.plan import GroupSpec, PublishFilter, assign_groups, backoff, plan_reads
+from adapters.modbus.plan import PublishFilter, assign_groups, backoff, plan_reads
 from adapters.modbus.points import PointSpec, bytes_to_regs
 from adapters.sunspec.layout import build_layout
+from edge.config.devices import PollGroupConfig
 
 
 def layout(mid: int) -> dict[str, PointSpec]:
@@ -62,8 +63,8 @@ def test_control_group_alone_reads_only_what_it_needs() -> None:
     groups = assign_groups(
         list(specs.values()),
         [
-            GroupSpec("control", 0.1, ("802/SoC", "802/SetOp")),
-            GroupSpec("nameplate", 0, ("802/*Rtg*",)),
+            PollGroupConfig("control", 0.1, ("802/SoC", "802/SetOp")),
+            PollGroupConfig("nameplate", 0, ("802/*Rtg*",)),
         ],
         1.0,
     )

@@ -7,15 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.simulator import pointmap_path
-from adapters.simulator.registers import (
-    POINTMAP_COLUMNS,
-    PointMapImage,
-    SunSpecImage,
-    decode,
-    encode,
-    read_pointmap,
-)
+from adapters.modbus.points import PointSpec, decode_raw, encode_raw
+from adapters.pointmap.reader import COLUMNS, builtin_path, load_pointmap
+from adapters.simulator.registers import PointMapImage, SunSpecImage
 
 FIXTURE = Path("/work/shared/fixtures/volttron-bess/inverter_points.csv")
 
@@ -64,11 +58,11 @@ def test_corrupt_sf_keeps_raw_encoding() -> None:
 
 
 def test_res125_pointmap_covers_the_fixture_and_has_exact_columns() -> None:
-    path = pointmap_path("res125")
+    path = builtin_path("res125")
     with open(path, newline="") as f:
         header = next(csv.reader(f))
-    assert tuple(header) == POINTMAP_COLUMNS
-    points = read_pointmap(path)
+    assert tuple(header) == COLUMNS
+    points = load_pointmap(path, "res125")
     if FIXTURE.exists():
         with open(FIXTURE, newline="") as f:
             wanted = {row["mesa_name"] for row in csv.DictReader(f)}
@@ -80,16 +74,14 @@ def test_res125_pointmap_covers_the_fixture_and_has_exact_columns() -> None:
     img.set("res125", "MaxPowerCommand", -12.3)
     p = img.ref("res125", "MaxPowerCommand")
     o = p.address - img.base
-    assert decode(p, img.registers()[o : o + p.length]) == -123
+    assert decode_raw(p, img.registers()[o : o + p.length]) == -123
 
 
 def test_encode_decode_orders() -> None:
-    from adapters.simulator.registers import MapPoint
-
-    p = MapPoint("x", 0, "int32", "big", "little", 1.0, 0.0, "", "RW")
-    regs = encode(p, -2)
+    p = PointSpec("x/x", "x", "x", 0, 2, "int32", access="RW", sunspec=False, word_order="little")
+    regs = encode_raw(p, -2)
     assert regs == [0xFFFE, 0xFFFF]
-    assert decode(p, regs) == -2
+    assert decode_raw(p, regs) == -2
 
 
 def test_corrupt_sf_to_not_implemented() -> None:
