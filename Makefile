@@ -6,7 +6,7 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps demo test lint bench clean
+.PHONY: setup system-deps demo test lint bench reliability clean
 
 setup: system-deps $(VENV)/.installed
 
@@ -38,6 +38,10 @@ lint: setup
 
 bench: setup
 	$(VENV)/bin/python -m pytest -q -s -p no:timeout tests/perf
+
+# every fault scenario (docs/reliability.md); rewrites the results table there
+reliability: setup
+	$(VENV)/bin/python -m tests.reliability.report --full --write docs/reliability.md
 
 clean:
 	rm -rf $(VENV) run build *.egg-info
