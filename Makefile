@@ -36,8 +36,12 @@ lint: setup
 	$(VENV)/bin/ruff check edge adapters tests
 	$(VENV)/bin/mypy
 
+# benchmarks print p50/p99, throughput and memory; not part of `make test`
 bench: setup
-	$(VENV)/bin/python -m pytest -q -s -p no:timeout tests/perf
+	@for b in tests/perf/bench_*.py; do \
+		m=$$(basename $$b .py); echo "== $$m"; \
+		$(VENV)/bin/python -m tests.perf.$$m || exit 1; \
+	done
 
 # every fault scenario (docs/reliability.md); rewrites the results table there
 reliability: setup
