@@ -82,6 +82,9 @@ class Controller:
         self._hb_task: asyncio.Task[None] | None = None
         self._enabling = False
         self._energised_since: float | None = None
+        # The last stop sequence had a step fail: the site may still be energised. It is
+        # retried every refresh_s while in fault, and `reset` waits for it to complete.
+        self._stop_failed = False
         self._connect_deadline: float | None = None
         self._last_write = -math.inf
         self._due: dict[str, float] = {}
@@ -154,6 +157,8 @@ class Controller:
     def on_status(self, device: str, status: str) -> None:
         self.t.set_status(device, status)
         self._check_faults()
+        if status == "online":
+            self._retry_failed_stop(now=True)
 
     def tick(self) -> None:
         """Periodic work, driven by the shell every tick_s; schedules use the injected clock."""
@@ -171,6 +176,7 @@ class Controller:
             self._check_connecting()
         if self._every("heartbeat", s.inverter_heartbeat_check_interval):
             self._maybe_reset_heartbeat()
+        self._retry_failed_stop()
         self._maintain_setpoint()
 
     async def close(self) -> None:
@@ -314,8 +320,17 @@ class Controller:
         self._fields("reset", body, set())
         if self.state != "fault":
             raise Refused("not_allowed_in_state", f"reset: nothing latched; state is {self.state}")
+        if self._stop_failed and not self._running(self._stop_task):
+            # The last stop had a step fail: run it again now; reset only once it completes.
+            self._stop_task = asyncio.create_task(self._stop_sequence())
         if self._running(self._stop_task):
-            raise Refused("fault_active", "reset: the stop sequence is still running")
+            await self._await(self._stop_task)  # bounded: every step has write_timeout_s
+        if self._stop_failed:
+            raise Refused(
+                "fault_active",
+                "reset: the stop sequence did not complete (a step failed again), so the "
+                "devices may still be energised; it is retried every refresh_s",
+            )
         causes = self._fault_causes()
         if causes:
             raise Refused(
@@ -509,6 +524,7 @@ class Controller:
             except Exception as exc:  # a profile bug must not leave the stop half-done
                 log.exception("stop step %s failed", name)
                 failures.append(Fault("write_failed", f"{name}: {type(exc).__name__}: {exc}"))
+        self._stop_failed = bool(failures)
         if not failures:
             self._energised_since = None
         if failures:
@@ -517,6 +533,17 @@ class Controller:
             self._goto("stop_done", "stop sequence complete")
         else:
             self._changed()
+
+    def _retry_failed_stop(self, now: bool = False) -> None:
+        """A stop that failed (a device was unreachable) is run again until it completes:
+        every refresh_s, and at once when a device comes back online."""
+        if (
+            self.state == "fault"
+            and self._stop_failed
+            and not self._running(self._stop_task)
+            and (now or self._every("stop_retry", self.s.refresh_s))
+        ):
+            self._stop_task = asyncio.create_task(self._stop_sequence())
 
     def _trip(self, faults: list[Fault], reason: str) -> None:
         """Latch faults, go to `fault` at once, and run the stop sequence (unless running)."""

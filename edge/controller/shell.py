@@ -194,6 +194,11 @@ class ControllerService:
         self._dirty = False
         if self._client is None or self.controller is None:
             return
+        if not self._client.connected:
+            # Not queued: paho would send a queued (retained, QoS 1) state after the reconnect,
+            # possibly after a newer one, and the broker would keep the stale one as retained.
+            # _on_connect publishes the state as it is then.
+            return
         self._client.publish(
             self.topics.controller_state,
             jsonutil.dumps(self.controller.snapshot()),

@@ -420,6 +420,10 @@ def test_bad_commands_over_the_broker(
         5,
         "controller reaches holding",
     )
+    # The transition event is published asynchronously: let it arrive before counting events,
+    # or it is taken for a transition caused by a bad command.
+    probe.wait_for(T.controller_events, lambda m: m.json().get("to") == "holding", 5)
+    time.sleep(0.2)
     ctl = site.svc.controller
     assert ctl is not None
     sent: dict[str, tuple[str, bytes]] = {}

@@ -416,3 +416,48 @@ class MyProfile(SunSpec704Profile):
     """A user's subclass, as the original's device subclasses."""
 
     name = "mine"
+
+
+def test_failed_stop_sequence_is_retried_and_blocks_reset_until_complete() -> None:
+    """A stop whose contactor step failed leaves the site possibly energised: the controller
+    retries it every refresh_s, and `reset` is refused until it has completed."""
+
+    async def main() -> None:
+        r = make_rig()
+        await r.to_holding()
+        await r.cmd("discharge", {"power_w": 5000})
+        r.dev.refuse[("battery", "802", "SetOp")] = "offline"
+        r.bat("Evt1", 1 << 1)  # OVER_TEMP_ALARM: trip
+        await r.settle()
+        assert r.ctl.state == "fault"
+        attempts = len(r.dev.of("SetOp"))
+        r.bat("Evt1", 0)  # the cause is gone, but the contactors never opened
+        reply = await r.cmd("reset")
+        assert reply["error"]["code"] == "fault_active"
+        assert "stop sequence did not complete" in reply["error"]["message"]
+        del r.dev.refuse[("battery", "802", "SetOp")]
+        await r.advance(r.ctl.s.refresh_s + 0.5, soc=50.0)
+        await r.settle()
+        assert len(r.dev.of("SetOp")) > attempts and r.dev.of("SetOp")[-1] == 2
+        assert (await r.cmd("reset"))["ok"] and r.ctl.state == "stopped"
+
+    run(main())
+
+
+def test_failed_stop_is_retried_when_the_device_comes_back_online() -> None:
+    async def main() -> None:
+        r = make_rig()
+        await r.to_holding()
+        await r.cmd("discharge", {"power_w": 5000})
+        r.dev.refuse[("battery", "802", "SetOp")] = "offline"
+        r.ctl.on_status("battery", "offline")
+        await r.settle()
+        assert r.ctl.state == "fault"
+        attempts = len(r.dev.of("SetOp"))
+        del r.dev.refuse[("battery", "802", "SetOp")]
+        r.ctl.on_status("battery", "online")  # no clock advance: the retry is immediate
+        await r.settle()
+        assert len(r.dev.of("SetOp")) == attempts + 1 and r.dev.of("SetOp")[-1] == 2
+        assert (await r.cmd("reset"))["ok"] and r.ctl.state == "stopped"
+
+    run(main())
