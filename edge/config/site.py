@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from edge.config.bridge import BridgeSchema
 from edge.config.broker import BrokerSchema
@@ -44,6 +44,24 @@ class SiteFileSchema(Schema):
         dupes = sorted({n for n in names if n is not None and names.count(n) > 1})
         if dupes:
             raise ValidationError(f"device names must be unique; repeated: {', '.join(dupes)}")
+
+    @validates_schema
+    def soc_monitor_outlasts_refresh(self, data: dict[str, Any], **_: Any) -> None:
+        """An unchanged SoC is republished only every `refresh_s` (publish by exception), so a
+        SoC monitor shorter than that trips the site on a quiet, healthy battery."""
+        ctl = data.get("controller")
+        if ctl is None:
+            return
+        for dev in data.get("devices") or []:
+            if (
+                getattr(dev, "name", None) == ctl.battery
+                and ctl.soc_monitor_max_time <= dev.refresh_s
+            ):
+                raise ValidationError(
+                    f"must be greater than the battery adapter's refresh_s ({dev.refresh_s:g} s): "
+                    "an unchanged SoC is republished only that often",
+                    "controller.soc_monitor_max_time",
+                )
 
 
 @dataclass

@@ -63,3 +63,15 @@ def test_demo_without_openssl_drops_only_the_bridge(
     site = load_site(render_demo_site(tmp_path))
     assert site.bridge is None
     assert site.controller is not None and len(site.devices) == 3
+
+
+def test_soc_monitor_must_outlast_the_battery_refresh() -> None:
+    doc = {
+        "site": {"id": "s"},
+        "devices": [{"name": "battery", "kind": "sunspec", "refresh_s": 30}],
+        "controller": {"soc_monitor_max_time": 30},
+    }
+    with pytest.raises(ConfigError, match=r"controller\.soc_monitor_max_time: must be greater"):
+        parse_site(doc)
+    doc["controller"] = {"soc_monitor_max_time": 31}
+    assert parse_site(doc).controller.soc_monitor_max_time == 31
