@@ -32,6 +32,7 @@ IGNORED_LEAVES = frozenset({"meta", "ts", "events"})
 # A persistent session: commands (QoS 1, 10 s expiry) published while the controller or the
 # broker was briefly away are delivered after the reconnect, and still get their one reply.
 SESSION_EXPIRY_S = 60
+RECONNECT_REPUBLISH_S = 0.5
 
 
 class MqttWriter:
@@ -155,6 +156,12 @@ class ControllerService:
         assert self._client is not None
         self._client.publish(self.topics.controller_status, "online", qos=1, retain=True)
         self._publish_state()
+        # paho re-sends QoS 1 messages that were in flight when the link dropped, from its own
+        # thread and possibly after the publish above; one of them can be an older retained
+        # state. Publishing again shortly after makes the retained state converge at once
+        # instead of at the next state_publish_s.
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop().call_later(RECONNECT_REPUBLISH_S, self._publish_state)
 
     def _device_handler(self, device: str) -> Callable[[Message], None]:
         def handle(msg: Message) -> None:

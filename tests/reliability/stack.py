@@ -540,7 +540,9 @@ class Stack:
     def energise(self, command: str = "charge", power_w: float = 20000) -> None:
         """stopped/fault -> start -> holding -> charge|discharge at `power_w`, confirmed at the
         inverter."""
-        st = (self.state() or {}).get("state")
+        # Ask the controller: the retained state topic can lag a transition by a publish
+        # (see the note in edge/controller/shell.py, _on_connect).
+        st = self.cmd("get_state").get("state")
         if st == "fault":
             r = self.cmd("reset")
             assert r["ok"], r
