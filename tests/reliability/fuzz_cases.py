@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from collections import Counter
 
+from hypothesis import HealthCheck, settings
+
 CASES: Counter[str] = Counter()
 SCALE = max(1, int(os.environ.get("BESS_FUZZ_SCALE", "1") or "1"))
 
@@ -29,3 +31,18 @@ def report(module: str) -> str:
     line = f"\nfuzz cases after {module}: {mine} (total {sum(CASES.values())})"
     print(line)
     return line
+
+
+def live_batch_settings(max_examples: int) -> settings:
+    """Settings for batches sent to a live broker or server: few (scaled) examples, no deadline
+    or example database, and function-scoped fixtures allowed (one server serves every batch)."""
+    return settings(
+        max_examples=scaled(max_examples),
+        deadline=None,
+        database=None,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.function_scoped_fixture,
+        ],
+    )

@@ -30,7 +30,7 @@ from edge.controller.shell import ControllerService
 from edge.mqtt import jsonutil
 from edge.mqtt.client import Message
 from edge.mqtt.rpc import parse_request
-from tests.reliability.fuzz_cases import count, report, scaled
+from tests.reliability.fuzz_cases import count, live_batch_settings, report, scaled
 from tests.unit.controller_fakes import Rig, make_rig
 
 REFUSAL_CODES = {
@@ -428,16 +428,7 @@ def test_bad_commands_over_the_broker(
     assert ctl is not None
     sent: dict[str, tuple[str, bytes]] = {}
 
-    @settings(
-        max_examples=scaled(6),
-        deadline=None,
-        database=None,
-        suppress_health_check=[
-            HealthCheck.too_slow,
-            HealthCheck.data_too_large,
-            HealthCheck.function_scoped_fixture,
-        ],
-    )
+    @live_batch_settings(6)
     @given(st.lists(guaranteed_bad, min_size=1, max_size=8))
     @example(FIXED_BAD_COMMANDS)  # always sent, whatever hypothesis draws
     def batch(requests: list[tuple[str, bytes]]) -> None:

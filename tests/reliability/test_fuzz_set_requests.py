@@ -51,7 +51,7 @@ from edge.mqtt.client import Message
 from edge.mqtt.rpc import RpcError, parse_request
 from edge.mqtt.topics import Topics
 from tests.integration.adapter_harness import SiteRunner
-from tests.reliability.fuzz_cases import count, report, scaled
+from tests.reliability.fuzz_cases import count, live_batch_settings, report, scaled
 
 SET_CODES = {
     "invalid_payload",
@@ -379,16 +379,7 @@ def test_bad_set_requests_over_the_broker(broker: Any, probe_factory: Any) -> No
         before = regs()
         sent: dict[str, tuple[str, bytes]] = {}
 
-        @settings(
-            max_examples=scaled(5),
-            deadline=None,
-            database=None,
-            suppress_health_check=[
-                HealthCheck.too_slow,
-                HealthCheck.data_too_large,
-                HealthCheck.function_scoped_fixture,
-            ],
-        )
+        @live_batch_settings(5)
         @given(st.lists(bad_set_requests, min_size=1, max_size=8))
         @example(FIXED_BAD_SETS)  # always sent, whatever hypothesis draws
         def batch(requests: list[tuple[str, bytes]]) -> None:

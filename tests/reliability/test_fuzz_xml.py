@@ -30,7 +30,7 @@ from edge.bridge.identity import sfdi_from_lfdi
 from edge.bridge.models import LEGACY_NS, NS
 from edge.bridge.xmlcodec import MAX_XML_BYTES, XmlError, parse_tree
 from edge.config.bridge import BridgeDevice
-from tests.reliability.fuzz_cases import count, report, scaled
+from tests.reliability.fuzz_cases import count, live_batch_settings, report, scaled
 from tests.unit.test_bridge_core import A, make
 
 SECRET = "fuzz-secret-7f3a9c"
@@ -286,16 +286,7 @@ def test_hostile_documents_over_https(tmp_path: Path, trap: NetTrap, secret_file
     ctx = make_ssl_context(cfg.tls)
     batches: list[list[tuple[tuple[bytes, bool], tuple[str, str]]]] = []
 
-    @settings(
-        max_examples=scaled(4),
-        deadline=None,
-        database=None,
-        suppress_health_check=[
-            HealthCheck.too_slow,
-            HealthCheck.data_too_large,
-            HealthCheck.function_scoped_fixture,
-        ],
-    )
+    @live_batch_settings(4)
     @given(_https_requests(trap.port, secret_file))
     def collect(batch: list[tuple[tuple[bytes, bool], tuple[str, str]]]) -> None:
         batches.append(batch)
