@@ -206,6 +206,18 @@ rig_params = st.fixed_dictionaries(
 )
 
 
+def _run_in_rig(params: dict[str, Any], holding: bool, name: str, body: dict[str, Any]) -> None:
+    """One command against a fresh controller rig, stopped or holding, bounded in time."""
+
+    async def main() -> None:
+        rig = make_rig(**params)
+        if holding:
+            await rig.to_holding()
+        await _run_one(rig, name, body)
+
+    asyncio.run(asyncio.wait_for(main(), 20))
+
+
 @settings(
     max_examples=scaled(300),
     deadline=None,
@@ -217,14 +229,7 @@ def test_command_bodies_are_refused_clearly_or_applied_safely(
     params: dict[str, Any], holding: bool, name: str, body: dict[str, Any]
 ) -> None:
     count("controller_command_body")
-
-    async def main() -> None:
-        rig = make_rig(**params)
-        if holding:
-            await rig.to_holding()
-        await _run_one(rig, name, body)
-
-    asyncio.run(asyncio.wait_for(main(), 20))
+    _run_in_rig(params, holding, name, body)
 
 
 @settings(
@@ -247,14 +252,7 @@ def test_power_values_are_refused_clearly_or_applied_safely(
     count("controller_power_value")
     key = "power_w" if params["user_command_mode"] == "POWER" else "current_a"
     body = {key: value} if pf is None else {key: value, "pf": pf}
-
-    async def main() -> None:
-        rig = make_rig(**params)
-        if holding:
-            await rig.to_holding()
-        await _run_one(rig, name, body)
-
-    asyncio.run(asyncio.wait_for(main(), 20))
+    _run_in_rig(params, holding, name, body)
 
 
 @settings(
