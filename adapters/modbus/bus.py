@@ -17,8 +17,8 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.framer import FramerType
 
+from adapters.modbus.config import DeviceConfig
 from adapters.sunspec.discovery import ReadRefused
-from edge.config.devices import DeviceConfig
 
 log = logging.getLogger(__name__)
 

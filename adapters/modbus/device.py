@@ -23,6 +23,7 @@ from adapters.modbus.bus import (
     DeviceTimeout,
     ModbusBus,
 )
+from adapters.modbus.config import DeviceConfig, PollGroupConfig
 from adapters.modbus.plan import (
     PollGroup,
     PublishFilter,
@@ -43,7 +44,6 @@ from adapters.modbus.points import (
 )
 from adapters.sunspec.discovery import SUNS_MARKER, NotSunSpec, ReadRefused, discover
 from adapters.sunspec.layout import LayoutError
-from edge.config.devices import DeviceConfig, PollGroupConfig
 from edge.mqtt import jsonutil
 from edge.mqtt.client import BrokerSettings, MqttClient, Will
 from edge.mqtt.rpc import Request, RpcError, serve

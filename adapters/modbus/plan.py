@@ -10,8 +10,8 @@ import fnmatch
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from adapters.modbus.config import PollGroupConfig
 from adapters.modbus.points import PointSpec
-from edge.config.devices import PollGroupConfig
 
 MAX_REGS = 125
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from adapters.modbus.config import DeviceConfig
 from adapters.modbus.device import DeviceAdapter
 from adapters.modbus.points import PointSpec
 from adapters.pointmap.reader import BUILTIN, PointMapError, builtin_path, load_pointmap
-from edge.config.devices import DeviceConfig
 from edge.config.errors import ConfigError
 from edge.config.site import SiteConfig
 from edge.mqtt.topics import NAME_RE, Topics

@@ -18,6 +18,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from adapters.simulator.config import SimDeviceConfig
 from adapters.simulator.physics import (
     RES125_FAULT_POINTS,
     BatteryPhysics,
@@ -25,7 +26,6 @@ from adapters.simulator.physics import (
     MeterPhysics,
 )
 from adapters.simulator.registers import Image, PointValue, UnknownPoint
-from edge.config.simulator import SimDeviceConfig
 
 log = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.simulator.config import SimDeviceConfig
 from adapters.simulator.registers import Image, PointMapImage, SunSpecImage
-from edge.config.simulator import SimDeviceConfig
 
 STATE_DISCONNECTED = 1
 STATE_INITIALIZING = 2

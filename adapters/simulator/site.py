@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from adapters.pointmap.reader import builtin_path, load_pointmap
+from adapters.simulator.config import SimulatorConfig, SimulatorSchema
 from adapters.simulator.device import InjectError, SimulatedDevice
 from adapters.simulator.physics import (
     BATTERY_MODELS,
@@ -25,7 +26,6 @@ from adapters.simulator.physics import (
     MeterPhysics,
 )
 from adapters.simulator.registers import PointMapImage, PointValue, SunSpecImage
-from edge.config.simulator import SimulatorConfig, SimulatorSchema
 
 log = logging.getLogger(__name__)
 

@@ -32,6 +32,7 @@ from pydantic_xml import BaseXmlModel
 
 from edge.bridge import mapping
 from edge.bridge import models as m
+from edge.bridge.config import BridgeConfig
 from edge.bridge.controls import (
     ACTIVE,
     SCHEDULED,
@@ -48,7 +49,6 @@ from edge.bridge.controls import (
 from edge.bridge.identity import sfdi_from_lfdi
 from edge.bridge.timeres import time_fields
 from edge.bridge.xmlcodec import XmlError, load, parse_tree, render, root_name, try_load
-from edge.config.bridge import BridgeConfig
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from aiohttp import web
 
+from edge.bridge.config import BridgeConfig, BridgeProxy, BridgeTls
 from edge.bridge.core import BridgeCore
 from edge.bridge.identity import lfdi_from_cert
-from edge.config.bridge import BridgeConfig, BridgeProxy, BridgeTls
 
 log = logging.getLogger(__name__)
 

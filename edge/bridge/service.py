@@ -9,10 +9,10 @@ import ssl
 import time
 from collections.abc import Callable
 
+from edge.bridge.config import BridgeConfig
 from edge.bridge.core import BridgeCore
 from edge.bridge.http import TlsSetupError, make_ssl_context, start_server
 from edge.bridge.mqtt_shell import CONNECT_TIMEOUT_S, BridgeMqtt
-from edge.config.bridge import BridgeConfig
 from edge.config.errors import ConfigError
 from edge.config.site import SiteConfig
 from edge.mqtt.client import BrokerSettings, MqttClient, Will

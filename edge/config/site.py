@@ -1,26 +1,32 @@
-"""The site file (TOML): one file for broker, simulator, devices, controller and bridge.
+"""The site file (TOML): one file, one section per part of the stack.
 
-Each section's schema lives in its own module; this one composes them and turns every
-problem into a ConfigError naming the file, the key path and the reason.
+`[site]` and `[broker]` belong to edge itself. Every other section is owned by the package
+that uses it and registered under the entry-point group `bess_edge.config` (pyproject.toml):
+name -> a callable returning the marshmallow field for that section. So `edge` never knows
+adapter or simulator settings, and a plug-in package brings its own section. This module
+composes the sections and turns every problem into a ConfigError naming the file, the key
+path and the reason.
 """
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from edge.config.bridge import BridgeSchema
 from edge.config.broker import BrokerSchema
-from edge.config.controller import ControllerSchema
-from edge.config.devices import DeviceSchema
 from edge.config.errors import ConfigError, flatten_messages
-from edge.config.simulator import SimulatorSchema
 from edge.mqtt.client import BrokerSettings
 from edge.mqtt.topics import NAME_RE
+
+CONFIG_GROUP = "bess_edge.config"
+CORE_SECTIONS = ("site", "broker")
 
 
 class SiteSectionSchema(Schema):
@@ -30,65 +36,89 @@ class SiteSectionSchema(Schema):
     )
 
 
-class SiteFileSchema(Schema):
-    site = fields.Nested(SiteSectionSchema, required=True)
-    broker = fields.Nested(BrokerSchema, load_default=None)
-    simulator = fields.Nested(SimulatorSchema, load_default=None)
-    devices = fields.List(fields.Nested(DeviceSchema), load_default=list)
-    controller = fields.Nested(ControllerSchema, load_default=None)
-    bridge = fields.Nested(BridgeSchema, load_default=None)
+def registered_sections() -> dict[str, Callable[[], fields.Field]]:
+    """Section name -> field factory, from the `bess_edge.config` entry points."""
+    found = {ep.name: ep.load() for ep in entry_points(group=CONFIG_GROUP)}
+    clash = sorted(set(found) & set(CORE_SECTIONS))
+    if clash:
+        raise RuntimeError(f"entry points may not redefine core sections: {clash}")
+    return dict(sorted(found.items()))
 
-    @validates("devices")
-    def unique_device_names(self, value: list[Any], **_: Any) -> None:
-        names = [d.get("name") if isinstance(d, dict) else getattr(d, "name", None) for d in value]
-        dupes = sorted({n for n in names if n is not None and names.count(n) > 1})
-        if dupes:
-            raise ValidationError(f"device names must be unique; repeated: {', '.join(dupes)}")
 
-    @validates_schema
-    def soc_monitor_outlasts_refresh(self, data: dict[str, Any], **_: Any) -> None:
-        """An unchanged SoC is republished only every `refresh_s` (publish by exception), so a
-        SoC monitor shorter than that trips the site on a quiet, healthy battery."""
-        ctl = data.get("controller")
-        if ctl is None:
-            return
-        for dev in data.get("devices") or []:
-            if (
-                getattr(dev, "name", None) == ctl.battery
-                and ctl.soc_monitor_max_time <= dev.refresh_s
-            ):
-                raise ValidationError(
-                    f"must be greater than the battery adapter's refresh_s ({dev.refresh_s:g} s): "
-                    "an unchanged SoC is republished only that often",
-                    "controller.soc_monitor_max_time",
-                )
+def _soc_monitor_outlasts_refresh(data: dict[str, Any]) -> None:
+    """An unchanged SoC is republished only every `refresh_s` (publish by exception), so a
+    SoC monitor shorter than that trips the site on a quiet, healthy battery."""
+    ctl = data.get("controller")
+    if ctl is None:
+        return
+    for dev in data.get("devices") or []:
+        if getattr(dev, "name", None) == ctl.battery and ctl.soc_monitor_max_time <= dev.refresh_s:
+            raise ValidationError(
+                f"must be greater than the battery adapter's refresh_s ({dev.refresh_s:g} s): "
+                "an unchanged SoC is republished only that often",
+                "controller.soc_monitor_max_time",
+            )
+
+
+@cache
+def site_file_schema() -> type[Schema]:
+    """The whole site file's schema: core sections plus every registered one."""
+    attrs: dict[str, Any] = {
+        "site": fields.Nested(SiteSectionSchema, required=True),
+        "broker": fields.Nested(BrokerSchema, load_default=None),
+    }
+    for name, make in registered_sections().items():
+        attrs[name] = make()
+
+    def cross_checks(self: Schema, data: dict[str, Any], **_: Any) -> None:
+        _soc_monitor_outlasts_refresh(data)
+
+    attrs["cross_checks"] = validates_schema(cross_checks)
+    return type("SiteFileSchema", (Schema,), attrs)
 
 
 @dataclass
 class SiteConfig:
+    """A validated site file. `sections` holds every registered section by name (a section
+    that is absent holds its schema's default, usually None)."""
+
     site: str
     broker: BrokerSettings
     path: str = "<memory>"
-    simulator: Any = None
-    devices: list[Any] = field(default_factory=list)
-    controller: Any = None
-    bridge: Any = None
+    sections: dict[str, Any] = field(default_factory=dict)
+
+    def section(self, name: str) -> Any:
+        return self.sections.get(name)
+
+    # The sections of the base stack, by name, for readability at the call sites.
+    @property
+    def simulator(self) -> Any:
+        return self.sections.get("simulator")
+
+    @property
+    def devices(self) -> list[Any]:
+        return self.sections.get("devices") or []
+
+    @property
+    def controller(self) -> Any:
+        return self.sections.get("controller")
+
+    @property
+    def bridge(self) -> Any:
+        return self.sections.get("bridge")
 
 
 def parse_site(data: dict[str, Any], path: str = "<memory>") -> SiteConfig:
     """Validate an already-parsed site document."""
     try:
-        loaded = SiteFileSchema().load(data)
+        loaded = site_file_schema()().load(data)
     except ValidationError as exc:
         raise ConfigError(path, list(flatten_messages(exc.messages))) from None
     return SiteConfig(
         site=loaded["site"]["id"],
         broker=loaded["broker"] or BrokerSettings(),
         path=path,
-        simulator=loaded["simulator"],
-        devices=loaded["devices"],
-        controller=loaded["controller"],
-        bridge=loaded["bridge"],
+        sections={k: v for k, v in loaded.items() if k not in CORE_SECTIONS},
     )
 
 

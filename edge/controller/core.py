@@ -19,7 +19,7 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from edge.config.controller import ControllerSettings
+from edge.controller.config import ControllerSettings
 from edge.controller.faults import Fault
 from edge.controller.limits import Limits, compute_limits, ramp_toward
 from edge.controller.machine import ACTIVE, ENERGISED, BessMachine

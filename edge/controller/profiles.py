@@ -13,7 +13,7 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from edge.config.controller import ControllerSettings
+from edge.controller.config import ControllerSettings
 from edge.controller.faults import (
     ALRM_701_BITS,
     BATTERY_STATE_CONNECTED,

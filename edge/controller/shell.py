@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from edge.config.controller import ControllerSettings
+from edge.controller.config import ControllerSettings
 from edge.controller.core import Controller, Refused
 from edge.controller.profiles import profile_class
 from edge.controller.telemetry import Telemetry

@@ -11,8 +11,8 @@ from typing import Any
 
 from adapters.modbus.service import make_adapters
 from adapters.simulator import SiteSimulator
-from edge.config.controller import ControllerSchema, ControllerSettings
 from edge.config.site import parse_site
+from edge.controller.config import ControllerSchema, ControllerSettings
 from edge.controller.shell import ControllerService
 from edge.mqtt import BrokerSettings, MqttClient, Requester, Topics
 

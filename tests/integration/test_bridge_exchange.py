@@ -20,8 +20,8 @@ import aiohttp
 import pytest
 from lxml import etree
 
+from edge.bridge.config import BridgeConfig, BridgeDevice, BridgeTls
 from edge.bridge.service import BridgeService
-from edge.config.bridge import BridgeConfig, BridgeDevice, BridgeTls
 from edge.mqtt.client import BrokerSettings
 from edge.mqtt.topics import Topics
 from tests.integration.test_bridge_pki import CIPHER, Pki, make_pki, make_rogue

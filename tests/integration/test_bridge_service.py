@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from edge.config.bridge import BridgeConfig, BridgeProxy
+from edge.bridge.config import BridgeConfig, BridgeProxy
 from edge.mqtt.topics import Topics
 from tests.integration.test_bridge_exchange import SITE, Device2030, running_bridge, session_for
 from tests.integration.test_bridge_pki import make_pki
@@ -94,7 +94,7 @@ def test_unusable_tls_files_are_a_config_error(tmp_path: Path) -> None:
 
 def test_trusted_proxy_mode(tmp_path: Path, broker: Any) -> None:
     pki = make_pki(tmp_path / "pki", "bat")
-    from edge.config.bridge import BridgeDevice
+    from edge.bridge.config import BridgeDevice
 
     dev = BridgeDevice("bat", pki.lfdi("bat"), pki.sfdi("bat"), None)
     header = {"X-Forwarded-Client-Cert": urllib.parse.quote(pki.devices["bat"][0].read_text())}

@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from edge.config.bridge import BridgeDevice
+from edge.bridge.config import BridgeDevice
 from tests.broker import make_broker
 from tests.integration.test_bridge_exchange import SETTINGS, bridge_cfg, running_bridge, session_for
 from tests.integration.test_bridge_pki import make_pki

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 import edge
 from edge.config import ConfigError, SiteConfig, load_site
-from edge.config.site import SiteFileSchema
+from edge.config.site import site_file_schema
 from tests.reliability.fuzz_cases import count, report, scaled
 
 DEMO = (Path(edge.__file__).parent / "demo_site.toml").read_text().split("\n# --- bridge")[0]
@@ -32,7 +32,7 @@ DEMO = (Path(edge.__file__).parent / "demo_site.toml").read_text().split("\n# --
 def _section_keys() -> dict[str, list[str]]:
     """Every key the schemas know, per section, so generated files reach the validators."""
     out: dict[str, list[str]] = {}
-    for name, f in SiteFileSchema().fields.items():
+    for name, f in site_file_schema()().fields.items():
         inner = getattr(f, "schema", None) or getattr(getattr(f, "inner", None), "schema", None)
         out[name] = list(inner.fields) if inner is not None else []
     return out

@@ -25,11 +25,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from edge.bridge.config import BridgeDevice
 from edge.bridge.core import BridgeCore
 from edge.bridge.identity import sfdi_from_lfdi
 from edge.bridge.models import LEGACY_NS, NS
 from edge.bridge.xmlcodec import MAX_XML_BYTES, XmlError, parse_tree
-from edge.config.bridge import BridgeDevice
 from tests.reliability.fuzz_cases import count, live_batch_settings, report, scaled
 from tests.unit.test_bridge_core import A, make
 
@@ -265,8 +265,8 @@ def _https_requests(trap_port: int, secret: Path) -> st.SearchStrategy[Any]:
 def test_hostile_documents_over_https(tmp_path: Path, trap: NetTrap, secret_file: Path) -> None:
     import aiohttp
 
+    from edge.bridge.config import BridgeConfig, BridgeTls
     from edge.bridge.http import make_ssl_context, start_server
-    from edge.config.bridge import BridgeConfig, BridgeTls
     from tests.integration.test_bridge_pki import make_pki
     from tests.unit.test_bridge_core import Recorder
 

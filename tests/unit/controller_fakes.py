@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge.config.controller import ControllerSchema, ControllerSettings
+from edge.controller.config import ControllerSchema, ControllerSettings
 from edge.controller.core import Controller
 from edge.controller.profiles import profile_class
 from edge.controller.telemetry import Telemetry

@@ -8,10 +8,10 @@ import pytest
 from sunspec2 import device as ss_device
 
 from adapters.modbus.bus import POLL, WRITE, PriorityLock
+from adapters.modbus.config import PollGroupConfig
 from adapters.modbus.plan import PublishFilter, assign_groups, backoff, plan_reads
 from adapters.modbus.points import PointSpec, bytes_to_regs
 from adapters.sunspec.layout import build_layout
-from edge.config.devices import PollGroupConfig
 
 
 def layout(mid: int) -> dict[str, PointSpec]:

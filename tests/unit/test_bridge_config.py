@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from edge.bridge.config import BridgeConfig
 from edge.config import ConfigError, parse_site
-from edge.config.bridge import BridgeConfig
 
 A = "3e4f45ab31edfe5b67e343e5e4562e31984e23e5"
 TLS = {"cert_file": "s.pem", "key_file": "s.key", "ca_file": "ca.pem"}

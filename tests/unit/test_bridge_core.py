@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from lxml import etree
 
+from edge.bridge.config import BridgeConfig, BridgeDevice, BridgeTls
 from edge.bridge.core import BridgeCore, Device, Reply
 from edge.bridge.identity import sfdi_from_lfdi
-from edge.config.bridge import BridgeConfig, BridgeDevice, BridgeTls
 from tests.unit.test_bridge_xsd import assert_valid
 
 NS = "urn:ieee:std:2030.5:ns"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from edge.bridge.config import BridgeTls
 from edge.bridge.http import TlsSetupError, cert_from_header, make_ssl_context
-from edge.config.bridge import BridgeTls
 from tests.integration.test_bridge_pki import make_pki
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edge.config import ConfigError, parse_site
-from edge.config.controller import ControllerSettings
+from edge.controller.config import ControllerSettings
 
 
 def _load(**ctl: object) -> ControllerSettings:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from edge.config.controller import ControllerSettings
+from edge.controller.config import ControllerSettings
 from edge.controller.faults import EVT1_BITS, EVT1_TRIP_BITS
 from tests.unit.controller_fakes import make_rig, run, settings
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from adapters.simulator.config import SimulatorConfig
 from edge.config import ConfigError, parse_site
-from edge.config.simulator import SimulatorConfig
 
 
 def site(sim: dict[str, Any]) -> dict[str, Any]:

@@ -180,3 +180,8 @@ class BridgeSchema(Schema):
     def make(self, data: dict[str, Any], **_: Any) -> BridgeConfig:
         data["devices"] = tuple(data["devices"])
         return BridgeConfig(**data)
+
+
+def section() -> fields.Field:
+    """The site file's `[bridge]` section, registered under `bess_edge.config`."""
+    return fields.Nested(BridgeSchema, load_default=None)

@@ -199,3 +199,8 @@ class ControllerSchema(Schema):
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> ControllerSettings:
         return ControllerSettings(**data)
+
+
+def section() -> fields.Field:
+    """The site file's `[controller]` section, registered under `bess_edge.config`."""
+    return fields.Nested(ControllerSchema, load_default=None)

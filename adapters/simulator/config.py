@@ -191,3 +191,8 @@ class SimulatorSchema(Schema):
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> SimulatorConfig:
         return SimulatorConfig(**data)
+
+
+def section() -> fields.Field:
+    """The site file's `[simulator]` section, registered under `bess_edge.config`."""
+    return fields.Nested(SimulatorSchema, load_default=None)

@@ -222,3 +222,15 @@ class DeviceSchema(Schema):
         if data["poll_groups"] is not None:
             data["poll_groups"] = tuple(data["poll_groups"])
         return DeviceConfig(**data)
+
+
+def _unique_names(value: list[Any]) -> None:
+    names = [getattr(d, "name", None) for d in value]
+    dupes = sorted({n for n in names if n is not None and names.count(n) > 1})
+    if dupes:
+        raise ValidationError(f"device names must be unique; repeated: {', '.join(dupes)}")
+
+
+def section() -> fields.Field:
+    """The site file's `[[devices]]` list, registered under `bess_edge.config`."""
+    return fields.List(fields.Nested(DeviceSchema), load_default=list, validate=_unique_names)
