@@ -41,7 +41,7 @@ class Message:
 @dataclass(frozen=True)
 class Will:
     topic: str
-    payload: str = "offline"
+    payload: str | bytes = "offline"
     qos: int = 1
     retain: bool = True
 
@@ -97,6 +97,9 @@ class MqttClient:
     client_id: str
     will: Will | None = None
     session_expiry_s: int = 0
+    # Called in paho's thread before every CONNECT attempt; its Will replaces `will`. For a
+    # will that changes per connection (a Sparkplug NDEATH carries the connection's bdSeq).
+    will_factory: Callable[[], Will] | None = None
     _subs: list[_Subscription] = field(default_factory=list)
     _on_connect: list[Callable[[], Awaitable[None] | None]] = field(default_factory=list)
     _on_disconnect: list[Callable[[], Awaitable[None] | None]] = field(default_factory=list)
@@ -133,6 +136,8 @@ class MqttClient:
             c.will_set(self.will.topic, self.will.payload, self.will.qos, self.will.retain)
         c.reconnect_delay_set(min_delay=b.reconnect_min_s, max_delay=b.reconnect_max_s)  # type: ignore[arg-type]
         c.on_socket_open = lambda _c, _u, sock: _set_nodelay(sock)
+        if self.will_factory is not None:
+            c.on_pre_connect = self._paho_on_pre_connect
         c.on_connect = self._paho_on_connect
         c.on_disconnect = self._paho_on_disconnect
         c.on_message = self._paho_on_message
@@ -232,6 +237,12 @@ class MqttClient:
 
         with contextlib.suppress(RuntimeError):  # loop closed while paho was still delivering
             loop.call_soon_threadsafe(run)
+
+    def _paho_on_pre_connect(self, client: paho.Client, _u: Any) -> None:
+        assert self.will_factory is not None
+        will = self.will_factory()
+        self.will = will
+        client.will_set(will.topic, will.payload, will.qos, will.retain)
 
     def _paho_on_connect(self, client: paho.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         if rc.is_failure:

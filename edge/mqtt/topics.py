@@ -143,3 +143,51 @@ class Topics:
     @staticmethod
     def last_level(topic: str) -> str:
         return topic.rsplit("/", 1)[-1]
+
+
+# -- Sparkplug B (topics.md, "Sparkplug B") ----------------------------------------------------
+SPARKPLUG_NAMESPACE = "spBv1.0"
+SPARKPLUG_ID_RE = re.compile(r"^[^/+#]{1,64}$")
+
+
+@dataclass(frozen=True)
+class SparkplugTopics:
+    """`spBv1.0/{group}/{type}/{edge_node}[/{device}]` and the host's `spBv1.0/STATE/{host}`."""
+
+    group: str
+    node: str
+
+    def __post_init__(self) -> None:
+        for kind, value in (("group id", self.group), ("edge node id", self.node)):
+            if not SPARKPLUG_ID_RE.match(value):
+                raise ValueError(f"{kind} {value!r} must be 1-64 characters without / + #")
+
+    def node_topic(self, kind: str) -> str:
+        """NBIRTH, NDEATH, NDATA, NCMD."""
+        return f"{SPARKPLUG_NAMESPACE}/{self.group}/{kind}/{self.node}"
+
+    def device_topic(self, kind: str, device: str) -> str:
+        """DBIRTH, DDEATH, DDATA, DCMD."""
+        return f"{SPARKPLUG_NAMESPACE}/{self.group}/{kind}/{self.node}/{device}"
+
+    @property
+    def dcmd_filter(self) -> str:
+        return f"{SPARKPLUG_NAMESPACE}/{self.group}/DCMD/{self.node}/+"
+
+    @staticmethod
+    def state(host_id: str) -> str:
+        return f"{SPARKPLUG_NAMESPACE}/STATE/{host_id}"
+
+
+# -- Home Assistant MQTT discovery (topics.md, "Home Assistant") --------------------------------
+HA_PREFIX = "homeassistant"
+
+
+def ha_discovery(component: str, node_id: str, object_id: str, prefix: str = HA_PREFIX) -> str:
+    """`{prefix}/{component}/{node_id}/{object_id}/config`."""
+    return f"{prefix}/{component}/{node_id}/{object_id}/config"
+
+
+def ha_status(prefix: str = HA_PREFIX) -> str:
+    """Home Assistant's own birth/will topic: `online` when it (re)starts."""
+    return f"{prefix}/status"
