@@ -48,7 +48,7 @@ class HomeAssistantSchema(Schema):
         for key, path in value.items():
             if key not in DEFAULT_POINTS:
                 raise ValidationError(f"{key}: unknown (one of {', '.join(DEFAULT_POINTS)})")
-            device, _, rest = path.partition("/")
+            device, _sep, rest = path.partition("/")
             if not NAME_RE.match(device) or not rest or "+" in rest or "#" in rest:
                 raise ValidationError(f"{key}: {path!r} must be '{{device}}/{{model}}/{{point}}'")
 
