@@ -214,13 +214,18 @@ class Host:
         )
         self.client.will_set(self.state_topic, self._state(False), 1, retain=True)
         self.client.on_message = self._on_message
-        subscribed = threading.Event()
-        self.client.on_subscribe = lambda *_a: subscribed.set()
+        self.subscribed = threading.Event()
+        self.client.on_subscribe = lambda *_a: self.subscribed.set()
+        self.client.on_connect = self._on_connect
+        self.client.reconnect_delay_set(0.1, 0.5)
         self.client.connect(broker.host, broker.port, keepalive=5)
         self.client.loop_start()
-        self.client.subscribe(f"spBv1.0/{group}/#", 1)
-        if not subscribed.wait(5):
+        if not self.subscribed.wait(5):
             raise TimeoutError("host: no SUBACK")
+
+    def _on_connect(self, client: paho.Client, *_a: Any) -> None:
+        self.subscribed.clear()
+        client.subscribe(f"spBv1.0/{self.group}/#", 1)
 
     @property
     def state_topic(self) -> str:

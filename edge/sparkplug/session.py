@@ -4,8 +4,8 @@ Every method takes the time in ms and returns the messages to publish; the shell
 (edge/sparkplug/service.py) feeds it the topic tree, the broker connection, the primary host's
 STATE and NCMD, and publishes what it returns. Rules (topics.md, "Sparkplug B"):
 
-- every CONNECT registers an NDEATH will whose `bdSeq` is one more (mod 256) than the previous
-  connection's; the NBIRTH of that connection carries the same `bdSeq`;
+- every connection registers an NDEATH will whose `bdSeq` is one more (mod 256) than the
+  previous connection's; the NBIRTH of that connection carries the same `bdSeq`;
 - `seq` is 0 in NBIRTH and one more (mod 256) in every later DBIRTH, DDATA and DDEATH of the
   session; NDEATH has none;
 - with a primary host configured, nothing is born until its STATE says online; STATE offline
@@ -68,6 +68,7 @@ class EdgeSession:
         self._lock = threading.Lock()  # prepare_connect runs in the MQTT client's thread
         self._next_bd = 0
         self._connect_bd = 0
+        self._connects = 0
         self.bd_seq: int | None = None
         self.connected = False
         self.host_online = primary_host is None
@@ -83,11 +84,16 @@ class EdgeSession:
         self.bdseq_def = MetricDef(BDSEQ, 0, DataType.Int64)  # no alias: NDEATH names it
 
     # -- the connection ----------------------------------------------------------------------
-    def prepare_connect(self, now_ms: int) -> bytes:
-        """Before each CONNECT: the NDEATH will for it, with the next `bdSeq`."""
+    def prepare_connect(self, now_ms: int, connects: int) -> bytes:
+        """Before each connection attempt: the NDEATH will for it, with its `bdSeq`.
+
+        `connects` counts the attempts the broker accepted so far. A number is used up only by
+        an accepted attempt: attempts that fail while the broker is away leave no gaps."""
         with self._lock:
+            if connects != self._connects:
+                self._connects = connects
+                self._next_bd = (self._connect_bd + 1) % 256
             self._connect_bd = self._next_bd
-            self._next_bd = (self._next_bd + 1) % 256
             return pl.ndeath(self._connect_bd, now_ms)
 
     def on_connect(self, now_ms: int) -> list[Out]:
