@@ -240,7 +240,11 @@ class MqttClient:
 
     def _paho_on_pre_connect(self, client: paho.Client, _u: Any) -> None:
         assert self.will_factory is not None
-        will = self.will_factory()
+        try:
+            will = self.will_factory()
+        except Exception:  # keep connecting with the previous will rather than not at all
+            log.exception("will_factory failed")
+            return
         self.will = will
         client.will_set(will.topic, will.payload, will.qos, will.retain)
 

@@ -57,9 +57,8 @@ class SparkplugService:
         return int(self.clock() * 1000)
 
     def _will(self) -> Will:
-        return Will(
-            self.sp.node_topic("NDEATH"), self.session.prepare_connect(self._ms()), 1, False
-        )
+        ndeath = self.session.prepare_connect(self._ms(), self.client.connect_count)
+        return Will(self.sp.node_topic("NDEATH"), ndeath, qos=1, retain=False)
 
     def _send(self, outs: list[Out]) -> None:
         for o in outs:
