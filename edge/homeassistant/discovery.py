@@ -122,7 +122,7 @@ class Discovery:
             "sensor",
             "mode",
             self._entity(
-                "mode", "Operating mode", ctl, state_topic=state, value_template=_MODE_TEMPLATE
+                "mode", "Active mode", ctl, state_topic=state, value_template=_MODE_TEMPLATE
             ),
         )
         add(
@@ -238,7 +238,7 @@ class Discovery:
             ("charge", self.cfg.max_charge_w),
             ("discharge", self.cfg.max_discharge_w),
         ):
-            state_name = f"{cmd}ing"
+            state_name = {"charge": "charging", "discharge": "discharging"}[cmd]
             add(
                 "number",
                 f"{cmd}_w",
