@@ -21,7 +21,7 @@ from edge.mqtt import BrokerSettings
 from edge.mqtt.topics import ha_status
 from tests.broker import Broker
 from tests.ha_schema import render, validate
-from tests.integration.controller_site import SITE, T, ControllerSite
+from tests.integration.controller_site import SITE, ControllerSite, T
 from tests.mqtt_probe import Probe
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
