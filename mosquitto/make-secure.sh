@@ -13,6 +13,8 @@
 #               i.e. mosquitto's default `mosquitto` when started as root)
 #     -g DEVS   comma-separated 2030.5 devices published by the `bridge` role (default: none)
 #     -H NAMES  comma-separated extra server names/IPs for the server certificate SAN
+#     -G GROUP  Sparkplug group id of the site's edge node (default: bess)
+#     -N NODE   Sparkplug edge node id (default: the site id)
 #     -a        print the site's ACL to stdout and exit (mosquitto/acl is `-a` for the demo site)
 #     -f        regenerate the CA, keys and passwords even if they exist
 #
@@ -35,7 +37,9 @@ force=0
 
 die() { echo "make-secure.sh: $*" >&2; exit 2; }
 
-while getopts "o:s:p:b:d:u:g:H:afh" opt; do
+sp_group=bess
+sp_node=""
+while getopts "o:s:p:b:d:u:g:H:G:N:afh" opt; do
     case $opt in
         o) outdir=$OPTARG ;;
         s) site=$OPTARG ;;
@@ -47,7 +51,9 @@ while getopts "o:s:p:b:d:u:g:H:afh" opt; do
         H) extra_names=$(echo "$OPTARG" | tr ',' ' ') ;;
         a) acl_only=1 ;;
         f) force=1 ;;
-        h) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        G) sp_group=$OPTARG ;;
+        N) sp_node=$OPTARG ;;
+        h) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option (see -h)" ;;
     esac
 done
@@ -68,8 +74,14 @@ for d in $bridge_devices; do
     case " $devices " in *" $d "*) ;; *) die "bridge device '$d' (-g) is not in the device list" ;; esac
 done
 [ -z "$port" ] || echo "$port" | grep -Eq '^[0-9]{1,5}$' || die "port '$port' is not a number"
+sp_node=${sp_node:-$site}
+for id in "$sp_group" "$sp_node"; do
+    echo "$id" | grep -Eq '^[^/+# ]{1,64}$' || die "Sparkplug id '$id' must be 1-64 characters without / + # or spaces"
+done
 
 root="bess/$site"
+sp="spBv1.0/$sp_group"
+ha_node="bess_$site"
 
 # The ACL. mosquitto's acl_file checks a user's own lines first and only falls through to the
 # `pattern` lines when none of them matches, and a `deny` line would also deny reading. So no
@@ -126,6 +138,39 @@ acl() {
     echo "topic write $root/sim/#"
     echo "topic write $root/reply/#"
     echo
+    echo "# The Sparkplug B edge node ($sp_group/$sp_node): its births, deaths and data; its NCMD,"
+    echo "# DCMD and the hosts' STATE; writes through the set and command paths, as an operator."
+    echo "user sparkplug"
+    read_all
+    set_all
+    echo "topic write $root/controller/cmd/#"
+    for k in NBIRTH NDEATH NDATA; do echo "topic write $sp/$k/$sp_node"; done
+    for k in DBIRTH DDEATH DDATA; do echo "topic write $sp/$k/$sp_node/#"; done
+    echo "topic read $sp/NCMD/$sp_node"
+    echo "topic read $sp/DCMD/$sp_node/#"
+    echo "topic read spBv1.0/STATE/#"
+    echo
+    echo "# A Sparkplug host application (SCADA): reads the group, commands it, publishes STATE."
+    echo "user sparkplug-host"
+    echo "topic read $sp/#"
+    echo "topic write $sp/NCMD/#"
+    echo "topic write $sp/DCMD/#"
+    echo "topic readwrite spBv1.0/STATE/#"
+    echo
+    echo "# Home Assistant discovery (bess-edge homeassistant): the site's configs only."
+    echo "user ha-discovery"
+    echo "topic write homeassistant/+/$ha_node/+/config"
+    echo "topic read homeassistant/status"
+    echo
+    echo "# Home Assistant itself: reads the site and its configs, sends controller commands and"
+    echo "# reads their replies (its client id is its own, so its reply branch is named here)."
+    echo "user homeassistant"
+    read_all
+    echo "topic read homeassistant/#"
+    echo "topic write homeassistant/status"
+    echo "topic write $root/controller/cmd/#"
+    echo "topic read $root/reply/homeassistant/#"
+    echo
     echo "# Every requester reads its own reply branch, and only that (%c = its client id)."
     echo "pattern read $root/reply/%c/#"
 }
@@ -146,7 +191,7 @@ mkdir -p "$datadir"
 datadir=$(cd "$datadir" && pwd)
 umask 077
 
-users="controller bridge scada operator sim"
+users="controller bridge scada operator sim sparkplug sparkplug-host ha-discovery homeassistant"
 for d in $devices; do users="$users adapter-$d"; done
 
 need() { [ "$force" = 1 ] || [ ! -s "$1" ]; }
