@@ -28,7 +28,7 @@ SP = SparkplugTopics("bess", "demo")
 OTHER = SparkplugTopics("bess", "elsewhere")
 
 
-def test_sparkplug_edge_node_role(secure_broker: SecureBroker) -> None:
+def test_sparkplug_edge_node_role(secure_broker: SecureBroker) -> None:  # noqa: F811 (the fixture)
     b = secure_broker
     node = Client(b, "sparkplug", None, SP.node_topic("NCMD"), SP.dcmd_filter)
     host = Client(b, "sparkplug-host", None, "spBv1.0/bess/#")
@@ -55,7 +55,7 @@ def test_sparkplug_edge_node_role(secure_broker: SecureBroker) -> None:
         host.close()
 
 
-def test_sparkplug_host_role_is_confined_to_sparkplug(secure_broker: SecureBroker) -> None:
+def test_sparkplug_host_role_is_confined_to_sparkplug(secure_broker: SecureBroker) -> None:  # noqa: F811 (the fixture)
     b = secure_broker
     host = Client(b, "sparkplug-host", None, T.all)
     ctl = Client(b, "controller", None, T.controller_cmd_filter)
@@ -72,7 +72,7 @@ def test_sparkplug_host_role_is_confined_to_sparkplug(secure_broker: SecureBroke
         ctl.close()
 
 
-def test_home_assistant_roles(secure_broker: SecureBroker) -> None:
+def test_home_assistant_roles(secure_broker: SecureBroker) -> None:  # noqa: F811 (the fixture)
     b = secure_broker
     disc = Client(b, "ha-discovery", None, ha_status())
     ha = Client(b, "homeassistant", None, "homeassistant/#", T.all)
@@ -108,7 +108,7 @@ def test_home_assistant_roles(secure_broker: SecureBroker) -> None:
 
 
 def test_the_edge_node_runs_with_its_role_and_commands_through_it(
-    secure_broker: SecureBroker,
+    secure_broker: SecureBroker,  # noqa: F811 (the fixture)
 ) -> None:
     """The real edge node over TLS with the `sparkplug` password: its will is accepted, the
     host's DCMD becomes a controller command, and the reply comes back on its own branch."""
