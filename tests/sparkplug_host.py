@@ -192,7 +192,8 @@ class Received:
     node: str
     device: str | None
     payload: Payload
-    at: float
+    at: float  # monotonic
+    at_wall: float
 
 
 class Host:
@@ -283,7 +284,7 @@ class Host:
             return
         with self.lock:
             self._apply(kind, node, device, p)
-            self.messages.append(Received(kind, node, device, p, time.monotonic()))
+            self.messages.append(Received(kind, node, device, p, time.monotonic(), time.time()))
 
     def _apply(self, kind: str, node: str, device: str | None, p: Payload) -> None:
         if kind == "NDEATH":

@@ -71,7 +71,7 @@ def coerce(datatype: DataType, value: Any) -> Any:
 
 
 def _put(m: pb.Payload.Metric, datatype: DataType, value: Any) -> None:
-    value = coerce(datatype, value)
+    """Set an already coerced value."""
     if value is None:
         m.is_null = True
     elif datatype is DataType.Double:
@@ -124,12 +124,12 @@ def birth(ts_ms: int, seq: int, metrics: list[Metric]) -> bytes:
         if d.alias:
             m.alias = d.alias
         _properties(m, d)
-        _put(m, d.datatype, value)
+        _put(m, d.datatype, coerce(d.datatype, value))
     return p.SerializeToString()
 
 
 def data(ts_ms: int, seq: int, metrics: list[Metric]) -> bytes:
-    """NDATA or DDATA: changed metrics by alias only."""
+    """NDATA or DDATA: changed metrics by alias only; values already `coerce`d."""
     p = pb.Payload(timestamp=ts_ms, seq=seq)
     for d, value in metrics:
         m = p.metrics.add(alias=d.alias, timestamp=ts_ms)

@@ -46,7 +46,7 @@ def test_each_datatype_round_trips_through_an_independent_decoder(
     assert m.properties == {"engUnit": "W", "readOnly": False}
     assert p.timestamp == 1000 and p.seq == 0
     # DATA: alias only, no name, no datatype; the host knows them from the birth.
-    (m2,) = decode_payload(data(1001, 5, [(d, value)])).metrics
+    (m2,) = decode_payload(data(1001, 5, [(d, coerce(dtype, value))])).metrics
     assert m2.name is None and m2.alias == 7 and m2.datatype is None
 
 
