@@ -114,6 +114,10 @@ class NoCommand(Exception):
     """A command metric write that asks for nothing (a button written false)."""
 
 
+class ReadOnly(ValueError):
+    """A write to a metric that cannot be written (refused as `not_writable`)."""
+
+
 def command_request(metric: str, value: Any) -> tuple[str, dict[str, Any]]:
     """The controller command and body a command-metric write stands for.
 
@@ -143,4 +147,4 @@ def command_request(metric: str, value: Any) -> tuple[str, dict[str, Any]]:
                 raise ValueError(f"{metric}: expected a JSON object")
             return "mode", body
         return "mode", {"mode": text, "params": {}}
-    raise ValueError(f"{metric}: not a command metric (read-only)")
+    raise ReadOnly(f"{metric}: not a command metric (read-only)")

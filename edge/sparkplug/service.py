@@ -141,7 +141,7 @@ class SparkplugService:
                 command, body = mx.command_request(m.name, value)
                 topic = self.topics.controller_cmd(command)
             elif not m.writable:
-                raise ValueError(f"{m.name}: the point is read-only")
+                raise mx.ReadOnly(f"{m.name}: the point is read-only")
             else:
                 model, _, point = m.name.partition("/")
                 topic, body = self.topics.set(device, model, point), {"value": value}
@@ -149,7 +149,7 @@ class SparkplugService:
         except mx.NoCommand:
             reply = {"ok": True}
         except ValueError as exc:
-            code = "not_writable" if "read-only" in str(exc) else "invalid_payload"
+            code = "not_writable" if isinstance(exc, mx.ReadOnly) else "invalid_payload"
             reply = {"ok": False, "error": {"code": code, "message": str(exc)}}
         except TimeoutError:
             reply = {"ok": False, "error": {"code": "timeout", "message": "no reply"}}

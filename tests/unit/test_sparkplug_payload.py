@@ -130,6 +130,8 @@ def test_command_metrics_map_to_controller_commands() -> None:
     assert mx.command_request("Commands/mode", body)[1]["params"] == {"target_w": 50000}
     with pytest.raises(mx.NoCommand):
         mx.command_request("Commands/stop", False)
+    with pytest.raises(mx.ReadOnly):
+        mx.command_request("soc", 50.0)
     for metric, value in [
         ("Commands/start", 1),
         ("Commands/charge_w", "5000"),
