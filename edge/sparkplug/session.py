@@ -9,7 +9,8 @@ STATE and NCMD, and publishes what it returns. Rules (topics.md, "Sparkplug B"):
 - `seq` is 0 in NBIRTH and one more (mod 256) in every later DBIRTH, DDATA and DDEATH of the
   session; NDEATH has none;
 - with a primary host configured, nothing is born until its STATE says online; STATE offline
-  ends the session (an NDEATH), a newer STATE online starts a new one (rebirth);
+  ends the session (an NDEATH), a newer STATE online starts a new one (rebirth); after a
+  reconnect the (retained) STATE is awaited again;
 - a device is born (DBIRTH) once it is online and its metrics are known, dies (DDEATH) when it
   goes offline; DDATA carries, by alias, the metrics whose value changed since they were sent.
 """
@@ -104,6 +105,8 @@ class EdgeSession:
 
     def on_disconnect(self) -> None:
         self.connected = False
+        if self.primary_host is not None:
+            self.host_online = False  # learnt again from the retained STATE after reconnecting
         self._unborn()
 
     def ndeath(self, now_ms: int) -> Out:
@@ -120,6 +123,8 @@ class EdgeSession:
             return []
         if not isinstance(online, bool) or not isinstance(ts, int) or ts < self._host_ts:
             return []
+        if ts == self._host_ts and online == self.host_online:
+            return []  # the same STATE again (its retained copy after a reconnect)
         self._host_ts = ts
         self.host_online = online
         if not online:

@@ -193,3 +193,20 @@ def test_malformed_host_state_is_ignored() -> None:
         assert s.host_state(raw, 0) == []
     assert not s.node_born
     assert [kind(o) for o in s.host_state(b'{"online": true, "timestamp": 5}', 0)] == ["NBIRTH"]
+
+
+def test_after_a_reconnect_the_primary_host_state_is_awaited_again() -> None:
+    s = EdgeSession(T, "host")
+    online = b'{"online": true, "timestamp": 5}'
+    s.prepare_connect(0, 0)
+    s.on_connect(0)
+    assert [kind(o) for o in s.host_state(online, 0)] == ["NBIRTH"]
+    assert s.host_state(online, 0) == []  # the same STATE twice: no second birth
+    s.on_disconnect()
+    s.prepare_connect(0, 1)
+    assert s.on_connect(0) == []  # not before the retained STATE says online again
+    assert [kind(o) for o in s.host_state(online, 0)] == ["NBIRTH"]
+    s.on_disconnect()
+    s.prepare_connect(0, 2)
+    s.on_connect(0)
+    assert s.host_state(b'{"online": false, "timestamp": 6}', 0) == []  # never born: no NDEATH
