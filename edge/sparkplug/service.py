@@ -52,6 +52,7 @@ class SparkplugService:
         self.requester = Requester(self.client, self.topics)
         self._prefix = self.topics.root + "/"
         self._lock = asyncio.Lock()  # one DCMD write at a time, in arrival order
+        self._reconnecting = False
 
     def _ms(self) -> int:
         return int(self.clock() * 1000)
@@ -115,8 +116,25 @@ class SparkplugService:
         except ValueError as exc:
             log.warning("sparkplug: NCMD refused: %s", exc)
 
-    def _on_state(self, msg: Message) -> None:
-        self._send(self.session.host_state(msg.payload, self._ms()))
+    async def _on_state(self, msg: Message) -> None:
+        outs = self.session.host_state(msg.payload, self._ms())
+        ndeath = self.sp.node_topic("NDEATH")
+        if not any(o.topic == ndeath for o in outs):
+            self._send(outs)
+        elif not self._reconnecting:
+            # The primary host went offline: end the session and the MQTT connection (stop()
+            # publishes the NDEATH first), then connect anew (the next bdSeq) and wait for its
+            # STATE to say online again.
+            self._reconnecting = True
+            try:
+                await self.client.stop()
+                self.session.on_disconnect()
+                try:
+                    await self.client.start(timeout=CONNECT_TIMEOUT_S)
+                except TimeoutError:
+                    log.warning("sparkplug: broker not reachable; retrying")
+            finally:
+                self._reconnecting = False
 
     async def _on_dcmd(self, msg: Message) -> None:
         device = msg.topic.rsplit("/", 1)[-1]

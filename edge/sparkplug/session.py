@@ -9,8 +9,8 @@ STATE and NCMD, and publishes what it returns. Rules (topics.md, "Sparkplug B"):
 - `seq` is 0 in NBIRTH and one more (mod 256) in every later DBIRTH, DDATA and DDEATH of the
   session; NDEATH has none;
 - with a primary host configured, nothing is born until its STATE says online; STATE offline
-  ends the session (an NDEATH), a newer STATE online starts a new one (rebirth); after a
-  reconnect the (retained) STATE is awaited again;
+  ends the session (an NDEATH: the shell then disconnects and connects anew), a newer STATE
+  online starts a new one; after a reconnect the (retained) STATE is awaited again;
 - a device is born (DBIRTH) once it is online and its metrics are known, dies (DDEATH) when it
   goes offline; DDATA carries, by alias, the metrics whose value changed since they were sent.
 """

@@ -278,7 +278,8 @@ def test_primary_host_state_gates_births(broker: Broker) -> None:
             assert len(births(host, None)) == 1
             await asyncio.to_thread(host.publish_state, True, t0 + 2)
             await until(host, lambda: len(births(host, None)) == 2, 5, "rebirth on STATE online")
-            assert host.bd_seq[NODE] == bd
+            assert host.bd_seq[NODE] == bd + 1  # it disconnected: a new connection, a new bdSeq
+            assert len(host.find("NDEATH", NODE)) == 1
             # A host that restarts (a newer online without an offline) gets new births too.
             await asyncio.to_thread(host.publish_state, True, t0 + 3)
             await until(host, lambda: len(births(host, None)) == 3, 5)
