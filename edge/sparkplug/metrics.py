@@ -80,7 +80,12 @@ def controller_specs() -> list[MetricSpec]:
 
 def controller_initial() -> dict[str, Any]:
     """Command metrics read back as idle: buttons false, powers 0."""
-    return {**dict.fromkeys(BUTTONS, False), **dict.fromkeys(POWERS, 0.0), MODE: ""}
+    return {
+        **dict.fromkeys(BUTTONS, False),
+        **dict.fromkeys(POWERS, 0.0),
+        MODE: "",
+        COMMAND_RESULT: None,
+    }
 
 
 def state_values(state: dict[str, Any]) -> dict[str, Any]:

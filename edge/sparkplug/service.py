@@ -90,6 +90,8 @@ class SparkplugService:
                 return
             if isinstance(meta, dict):
                 s.define(device, mx.device_specs(meta))
+                if s.value(device, mx.WRITE_RESULT) is None:
+                    s.update(device, mx.WRITE_RESULT, None)  # no write yet: a known null
         else:
             try:
                 value = jsonutil.loads(msg.payload) if msg.payload else None

@@ -60,12 +60,18 @@ class _Device:
     online: bool = False
     born: bool = False
     birth_due: bool = False
+    due_since: int | None = None
 
 
 class EdgeSession:
-    def __init__(self, topics: SparkplugTopics, primary_host: str | None = None) -> None:
+    def __init__(
+        self, topics: SparkplugTopics, primary_host: str | None = None, birth_wait_ms: int = 1000
+    ) -> None:
         self.t = topics
         self.primary_host = primary_host
+        # A device that comes online is born once every metric has a value (its retained
+        # points arrive just after its status), or after this long with nulls for the rest.
+        self.birth_wait_ms = birth_wait_ms
         self._lock = threading.Lock()  # prepare_connect runs in the MQTT client's thread
         self._next_bd = 0
         self._connect_bd = 0
@@ -187,7 +193,11 @@ class EdgeSession:
         out: list[Out] = []
         for d in self.devices.values():
             if d.birth_due and d.online and d.defs:
-                out.append(self._dbirth(d, now_ms))
+                if d.due_since is None:
+                    d.due_since = now_ms
+                complete = all(name in d.values for name in d.defs)
+                if complete or now_ms - d.due_since >= self.birth_wait_ms:
+                    out.append(self._dbirth(d, now_ms))
             elif d.born and d.dirty:
                 changed = []
                 for name in d.dirty:
@@ -268,5 +278,5 @@ class EdgeSession:
         metrics = [(m, d.values.get(name)) for name, m in d.defs.items()]
         d.sent = {m.name: pl.coerce(m.datatype, v) for m, v in metrics}
         d.dirty.clear()
-        d.born, d.birth_due = True, False
+        d.born, d.birth_due, d.due_since = True, False, None
         return Out(self.t.device_topic("DBIRTH", d.name), pl.birth(now_ms, self._next(), metrics))

@@ -40,6 +40,7 @@ class Model:
         self.born_devices: set[str] = set()
         self.host_ts = 0
         self.value = 0
+        self.now = 0
 
     def check(self, outs: list[Out]) -> None:
         for o in outs:
@@ -92,6 +93,7 @@ class Model:
 
     def step(self, op: tuple[str, Any]) -> None:
         name, arg = op
+        self.now += 400
         if name == "attempt":
             self.attempt(arg)
         elif name == "drop":
@@ -103,8 +105,9 @@ class Model:
         elif name == "data":
             for _ in range(arg):
                 self.value += 1
+                self.now += 10
                 self.s.update("dev", "a", float(self.value))
-                self.check(self.s.flush(0))
+                self.check(self.s.flush(self.now))
         elif name == "host":
             self.host_ts += 1
             raw = f'{{"online": {"true" if arg else "false"}, "timestamp": {self.host_ts}}}'
@@ -149,7 +152,9 @@ def test_births_carry_values_and_data_goes_out_by_exception() -> None:
     s.define("dev", SPECS)
     s.update("dev", "a", 1.5)
     assert s.set_online("dev", True, 0) == []
-    (birth,) = s.flush(0)
+    # Born once every metric has a value, or after birth_wait_ms with nulls for the rest.
+    assert s.flush(0) == [] and s.flush(999) == []
+    (birth,) = s.flush(1000)
     assert kind(birth) == "DBIRTH"
     metrics = {m.name: m for m in decode_payload(birth.payload).metrics}
     assert metrics["a"].value == 1.5 and metrics["a"].properties["engUnit"] == "W"
@@ -168,7 +173,9 @@ def test_births_carry_values_and_data_goes_out_by_exception() -> None:
     assert [(m.alias, m.value) for m in decode_payload(again.payload).metrics] == [(alias, 2.0)]
     # A new definition is announced by a new DBIRTH; aliases of kept metrics stay.
     s.define("dev", [*SPECS, MetricSpec("c", DataType.String)])
-    (rebirth,) = s.flush(0)
+    assert s.flush(2000) == []
+    s.update("dev", "c", "x")  # now complete: no need to wait
+    (rebirth,) = s.flush(2001)
     assert kind(rebirth) == "DBIRTH"
     assert {m.name: m.alias for m in decode_payload(rebirth.payload).metrics}["a"] == alias
 
