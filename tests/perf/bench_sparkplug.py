@@ -87,7 +87,15 @@ def counter(port: int, seconds: float, out: Any, ready: Any) -> None:
     with host.lock:
         host.errors.clear()  # data seen before the births it asked for
     ready.set()
-    time.sleep(seconds + 1.5)
+    time.sleep(seconds)
+    last, deadline = -1, time.monotonic() + 15  # until DDATA stops arriving (drained)
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        with host.lock:
+            now = len(host.messages)
+        if now == last:
+            break
+        last = now
     lat, n = [], 0
     with host.lock:
         for r in host.messages:
@@ -148,14 +156,23 @@ async def _measure(
     n0 = count() if count is not None else 0
     while pub.is_alive():
         await asyncio.sleep(0.05)
-    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
     offered = sent.get(True, 10)
-    n = (count() - n0) if count is not None else 0
+    # Until everything offered has gone through (a lagging consumer keeps working after the
+    # publisher stops): CPU and time are counted to the end of the work, less the quiet wait.
+    if cnt is not None:
+        got = await asyncio.to_thread(out.get, True, 60)
+        quiet = 1.0
+        n, lat = got["metrics"], got["lat"]
+    else:
+        quiet, last = 0.3, -1
+        while (now := count()) != last:
+            last = now
+            await asyncio.sleep(quiet)
+        n = count() - n0
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0 - quiet
     await finish()
     if cnt is not None:
-        got = await asyncio.to_thread(out.get, True, 30)
         cnt.join(10)
-        n, lat = got["metrics"], got["lat"]
         if got["errors"]:
             raise AssertionError(f"host found protocol errors: {got['errors']}")
     return {
