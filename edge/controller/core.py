@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from edge.controller.config import ControllerSettings
+from edge.controller.errors import Refused, short
 from edge.controller.faults import Fault
 from edge.controller.limits import Limits, compute_limits, ramp_toward
 from edge.controller.machine import ACTIVE, ENERGISED, BessMachine
@@ -30,23 +31,6 @@ log = logging.getLogger(__name__)
 
 REPLY_WAIT_S = 4.0  # a reply always leaves before the requester's 5 s timeout (topics.md)
 COMMANDS = ("start", "stop", "hold", "reset", "get_state", "charge", "discharge", "recover_soc")
-
-
-def short(value: Any) -> str:
-    """A value for a refusal message: never thousands of digits (a fuzzed 10**4000)."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**15:
-        return f"an integer of {value.bit_length()} bits"
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-class Refused(Exception):
-    """A refused command: `code` from topics.md, `message` names the field and the reason."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 class Controller:
