@@ -54,14 +54,23 @@ class ControllerSite:
         time_scale: float = 1.0,
         controller: dict[str, Any] | None = None,
         battery: dict[str, Any] | None = None,
+        meter: dict[str, Any] | None = None,
+        meter_poll_s: float = 0.5,
     ) -> None:
+        """`meter`: simulate a site meter (203) with these options (`load_w`, `load_profile`),
+        polled every `meter_poll_s` by its own adapter, as a real meter would be."""
         self.broker = broker
         self.profile = profile
+        self.meter = meter
+        self.meter_poll_s = meter_poll_s
+        devices = sim_devices(profile, **(battery or {}))
+        if meter is not None:
+            devices.append({"name": "meter", "kind": "meter", "inverter": "inverter", **meter})
         self.sim = SiteSimulator(
             {
                 "time_scale": time_scale,
                 "step_s": 0.02,
-                "devices": sim_devices(profile, **(battery or {})),
+                "devices": devices,
             },
             site=SITE,
         )
@@ -83,7 +92,8 @@ class ControllerSite:
     async def __aenter__(self) -> ControllerSite:
         await self.sim.start()
         tables = []
-        for d in adapter_tables(self.profile):
+        meter_table = {"name": "meter", "kind": "sunspec", "poll_s": self.meter_poll_s}
+        for d in adapter_tables(self.profile) + ([meter_table] if self.meter is not None else []):
             tables.append({**d, "port": self.sim.port(d["name"])})
         site = parse_site(
             {
