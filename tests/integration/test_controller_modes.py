@@ -18,7 +18,7 @@ import pytest
 
 from edge.mqtt import jsonutil
 from tests.broker import Broker
-from tests.integration.controller_site import SITE, T, ControllerSite
+from tests.integration.controller_site import SITE, ControllerSite, T
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
