@@ -30,21 +30,11 @@ from edge.controller.profiles import Profile
 from edge.controller.sequences import Sequences
 from edge.controller.setpoint import Setpoint
 from edge.controller.telemetry import Telemetry
+from edge.mqtt.topics import CONTROLLER_COMMANDS
 
 __all__ = ["COMMANDS", "Controller", "Refused", "short"]
 
-COMMANDS = (
-    "start",
-    "stop",
-    "hold",
-    "reset",
-    "get_state",
-    "charge",
-    "discharge",
-    "recover_soc",
-    "mode",
-    "schedule",
-)
+COMMANDS = CONTROLLER_COMMANDS  # topics.md, "Controller"
 
 
 class Controller(Commands, Sequences, Setpoint, Monitors, Operating):
