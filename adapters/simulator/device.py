@@ -24,12 +24,12 @@ from adapters.simulator.physics import (
     BatteryPhysics,
     InverterPhysics,
     MeterPhysics,
+    Physics,
+    PvPhysics,
 )
 from adapters.simulator.registers import Image, PointValue, UnknownPoint
 
 log = logging.getLogger(__name__)
-
-Physics = BatteryPhysics | InverterPhysics | MeterPhysics
 
 ACTIONS = (
     "alarm",
@@ -43,6 +43,8 @@ ACTIONS = (
     "stale",
     "clear",
     "get",
+    "load",
+    "cloud",
 )
 INVERTER_FAULT_POINTS: dict[str, dict[str, int | str]] = {
     "sunspec": {"Alrm": 701, "St": 701, "InvSt": 701},
@@ -84,6 +86,20 @@ def _int(body: dict[str, Any], key: str, lo: int | None = None, hi: int | None =
     if (lo is not None and v < lo) or (hi is not None and v > hi):
         raise InjectError("out_of_range", f"{key}: {v} is outside {lo}..{hi}")
     return v
+
+
+def _number(body: dict[str, Any], key: str, lo: float, hi: float) -> float:
+    v = body.get(key)
+    if isinstance(v, str):
+        try:
+            v = float(v)
+        except ValueError:
+            raise InjectError("invalid_payload", f"{key}: expected a number, got {v!r}") from None
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or v != v:
+        raise InjectError("invalid_payload", f"{key}: expected a number, got {v!r}")
+    if not lo <= v <= hi:
+        raise InjectError("out_of_range", f"{key}: {v} is outside {lo:g}..{hi:g}")
+    return float(v)
 
 
 class SimulatedDevice:
@@ -211,8 +227,13 @@ class SimulatedDevice:
         return len(conns)
 
     def step(self, dt: float) -> None:
+        """Physics only; the registers change at `publish()`. A stale device stands still."""
         if not self.stale:
             self.physics.step(dt)
+
+    def publish(self) -> None:
+        if not self.stale:
+            self.physics.publish()
 
     # -- values ----------------------------------------------------------------------------
     def value(self, model: int | str, point: str) -> PointValue:
@@ -243,8 +264,19 @@ class SimulatedDevice:
                 out["state"] = ph.forced_state
             if ph.alarm_forced:
                 out["alarm"] = [b for b in range(32) if ph.alarm_forced >> b & 1]
-        if isinstance(ph, InverterPhysics) and ph.fault_forced:
+        if isinstance(ph, (InverterPhysics, PvPhysics)) and ph.fault_forced:
             out["inverter_fault"] = dict(ph.fault_forced)
+        if isinstance(ph, MeterPhysics):
+            load = ph.load
+            if load.step_w:
+                out["load"] = {"step_w": load.step_w}
+            if load.fixed_w is not None:
+                out.setdefault("load", {})["w"] = load.fixed_w
+        if isinstance(ph, PvPhysics) and ph.irradiance.left_s > 0:
+            out["cloud"] = {
+                "depth": ph.irradiance.depth,
+                "left_s": round(ph.irradiance.left_s, 1),
+            }
         if self.image.corrupted_sf:
             out["corrupt_sf"] = self.image.corrupted_sf
         return out
@@ -267,7 +299,7 @@ class SimulatedDevice:
             else:
                 bp.alarm_forced &= ~mask
                 bp.alarm_latched &= ~mask
-            bp._publish()
+            bp.publish()
             result["Evt1"] = self.image.get(802, "Evt1")
         elif action == "state":
             bp = self._battery("state")
@@ -275,10 +307,10 @@ class SimulatedDevice:
                 raise InjectError("invalid_payload", "value: required (an 802 State, or null)")
             bp.forced_state = None if body["value"] is None else _int(body, "value", 0, 65534)
             bp.trip_inverters()
-            bp._publish()
+            bp.publish()
             result["State"] = self.image.get(802, "State")
         elif action == "inverter_fault":
-            if not isinstance(ph, InverterPhysics):
+            if not isinstance(ph, (InverterPhysics, PvPhysics)):
                 raise InjectError(
                     "invalid_payload", f"device {self.name}: inverter_fault needs an inverter"
                 )
@@ -302,7 +334,7 @@ class SimulatedDevice:
                     ph.fault_forced.pop(point, None)
             if not ph.is_on():
                 ph.trip()
-            ph._publish()
+            ph.publish()
             result["value"] = self.image.get(fmodel, point)
         elif action == "freeze":
             self.frozen = _bool(body, "on", True)
@@ -336,6 +368,10 @@ class SimulatedDevice:
                 result["value"] = self.value(model, point)
             except UnknownPoint as exc:
                 raise InjectError("unknown_point", str(exc.args[0])) from None
+        elif action == "load":
+            result.update(self._inject_load(body))
+        elif action == "cloud":
+            result.update(self._inject_cloud(body))
         else:
             raise InjectError("unknown_command", f"action: must be one of {', '.join(ACTIONS)}")
         result["faults"] = self.faults()
@@ -352,13 +388,48 @@ class SimulatedDevice:
         if isinstance(ph, BatteryPhysics):
             ph.forced_state = None
             ph.alarm_forced = 0
-            ph._publish()
-        if isinstance(ph, InverterPhysics):
+            ph.publish()
+        if isinstance(ph, (InverterPhysics, PvPhysics)):
             for point in ph.fault_forced:
                 if point not in STATE_POINTS:
                     self.image.set(INVERTER_FAULT_POINTS[ph.profile][point], point, 0)
             ph.fault_forced.clear()
-            ph._publish()
+            ph.publish()
+        if isinstance(ph, MeterPhysics):
+            ph.load.step_w, ph.load.fixed_w = 0.0, None
+            ph.refresh()
+            ph.publish()
+        if isinstance(ph, PvPhysics):
+            ph.irradiance.shade(0.0, 0.0)
+
+    def _inject_load(self, body: dict[str, Any]) -> dict[str, Any]:
+        """`load`: `step_w` adds to the load profile (0 ends the step); `w` fixes the load
+        (null releases it). Takes effect at once, in the next reading."""
+        ph = self.physics
+        if not isinstance(ph, MeterPhysics):
+            raise InjectError("invalid_payload", f"device {self.name}: load needs a meter")
+        if "step_w" not in body and "w" not in body:
+            raise InjectError("invalid_payload", "step_w or w: required")
+        step = _number(body, "step_w", -10e6, 10e6) if "step_w" in body else ph.load.step_w
+        fixed = ph.load.fixed_w
+        if "w" in body:
+            fixed = None if body["w"] is None else _number(body, "w", 0, 10e6)
+        ph.load.step_w, ph.load.fixed_w = step, fixed
+        ph.refresh()
+        self.publish()
+        return {"load_w": ph.load_w}
+
+    def _inject_cloud(self, body: dict[str, Any]) -> dict[str, Any]:
+        """`cloud`: shade the PV array by `depth` (0..1) for `duration_s` simulated seconds."""
+        ph = self.physics
+        if not isinstance(ph, PvPhysics):
+            raise InjectError("invalid_payload", f"device {self.name}: cloud needs a PV device")
+        depth = _number(body, "depth", 0, 1)
+        duration = _number(body, "duration_s", 0, 86_400) if "duration_s" in body else 600.0
+        ph.irradiance.shade(depth, duration)
+        ph.power_w = ph.output()
+        self.publish()
+        return {"W": self.image.get(701, "W")}
 
     def _battery(self, action: str) -> BatteryPhysics:
         if not isinstance(self.physics, BatteryPhysics):
