@@ -227,8 +227,12 @@ class SimulatedDevice:
         return len(conns)
 
     def step(self, dt: float) -> None:
-        """Physics only; the registers change at `publish()`. A stale device stands still."""
-        if not self.stale:
+        """Physics only; the registers change at `publish()`.
+
+        A stale battery or inverter stands still; behind a stale meter or PV device the site
+        goes on (load, sun, grid flow) and only the reading is stuck.
+        """
+        if not self.stale or isinstance(self.physics, (MeterPhysics, PvPhysics)):
             self.physics.step(dt)
 
     def publish(self) -> None:

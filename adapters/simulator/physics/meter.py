@@ -44,7 +44,7 @@ class MeterPhysics:
         peak = max([abs(cfg.load_w)] + [abs(w) for _, w in cfg.load_profile or []])
         peak += 4 * cfg.load_noise_w
         peak += sum(i.cfg.rating_w for i in inverters) + sum(p.cfg.rating_w for p in self.pvs)
-        wsf = pick_sf(peak)
+        wsf = pick_sf(2 * peak)  # headroom for injected load steps
         put(
             img.set_raw,
             203,
