@@ -37,6 +37,7 @@ class ControllerSettings:
     soc_high_limit: float = 90.0
     soc_low_limit: float = 10.0
     soc_recovered_level: float = 20.0
+    backup_reserve_soc: float = 0.0  # no discharge at or below this SoC, under every mode
     soc_monitor_interval: float = 1.0
     soc_recovery_check_interval: float = 1.0
     soc_low_recovery_charge_command: float = 10.0
@@ -107,6 +108,7 @@ class ControllerSchema(Schema):
     soc_high_limit = fields.Float(load_default=_D.soc_high_limit, validate=_pct())
     soc_low_limit = fields.Float(load_default=_D.soc_low_limit, validate=_pct())
     soc_recovered_level = fields.Float(load_default=_D.soc_recovered_level, validate=_pct())
+    backup_reserve_soc = fields.Float(load_default=_D.backup_reserve_soc, validate=_pct())
     soc_monitor_interval = fields.Float(load_default=_D.soc_monitor_interval, validate=_pos())
     soc_recovery_check_interval = fields.Float(
         load_default=_D.soc_recovery_check_interval, validate=_pos()
@@ -176,6 +178,9 @@ class ControllerSchema(Schema):
             problems["soc_recovered_level"] = (
                 f"must lie strictly between soc_low_limit ({low}) and soc_high_limit ({high})"
             )
+        reserve = data.get("backup_reserve_soc")
+        if reserve is not None and high is not None and reserve >= high:
+            problems["backup_reserve_soc"] = f"must be below soc_high_limit ({high})"
         lease, refresh = data.get("lease_s"), data.get("refresh_s")
         if lease is not None and refresh is not None and refresh >= lease:
             problems["refresh_s"] = (

@@ -7,23 +7,30 @@ in progress. `stop` and `fault` leave every state; `fault` is left only by `rese
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from statemachine import State, StateMachine
 
-STATES = (
-    "stopped",
-    "starting",
-    "connecting",
-    "holding",
-    "charging",
-    "discharging",
-    "soc_recovery",
-    "stopping",
-    "fault",
-)
+
+class St(StrEnum):
+    """The controller's states, as on the state topic (a StrEnum: equal to its name)."""
+
+    STOPPED = "stopped"
+    STARTING = "starting"
+    CONNECTING = "connecting"
+    HOLDING = "holding"
+    CHARGING = "charging"
+    DISCHARGING = "discharging"
+    SOC_RECOVERY = "soc_recovery"
+    STOPPING = "stopping"
+    FAULT = "fault"
+
+
+STATES = tuple(St)
 # States in which power may flow and a setpoint is in force.
-ACTIVE = frozenset({"holding", "charging", "discharging", "soc_recovery"})
+ACTIVE = frozenset({St.HOLDING, St.CHARGING, St.DISCHARGING, St.SOC_RECOVERY})
 # States in which the devices may be energised (monitors run: SoC, faults, heartbeat).
-ENERGISED = frozenset({"starting", "connecting", *ACTIVE, "stopping"})
+ENERGISED = frozenset({St.STARTING, St.CONNECTING, *ACTIVE, St.STOPPING})
 
 
 class BessMachine(StateMachine):
@@ -89,20 +96,35 @@ class BessMachine(StateMachine):
     reset = fault.to(stopped)
 
     @property
-    def state_id(self) -> str:
-        return str(next(iter(self.configuration)).id)
+    def state_id(self) -> St:
+        return St(next(iter(self.configuration)).id)
 
-    def can(self, event: str) -> bool:
-        """Is `event` a transition out of the current state? (Table lookup: commands ask this
-        on every request, and walking `allowed_events` costs more than the command.)"""
-        table = type(self).__dict__.get("_table")
+    @classmethod
+    def table(cls) -> dict[tuple[St, str], St]:
+        """(state, event) -> target, read once from the transitions declared above."""
+        table: dict[tuple[St, str], St] | None = cls.__dict__.get("_table")
         if table is None:
             table = {
-                (s.id, str(e.id)): t.target.id
-                for s in self.states
+                (St(s.id), str(e.id)): St(t.target.id)
+                for s in cls.states
                 for t in s.transitions
                 for e in t.events
                 if t.target is not None
             }
-            type(self)._table = table  # type: ignore[attr-defined]
-        return (self.state_id, event) in table
+            cls._table = table  # type: ignore[attr-defined]
+        return table
+
+    def can(self, event: str) -> bool:
+        """Is `event` a transition out of the current state? (Table lookup: commands ask this
+        on every request, and walking `allowed_events` costs more than the command.)"""
+        return (self.state_id, event) in self.table()
+
+
+def sources(*events: str) -> tuple[St, ...]:
+    """The states any of `events` leaves, in STATES order: refusal messages' "allowed in"."""
+    table = BessMachine.table()
+    return tuple(st for st in STATES if any((st, e) in table for e in events))
+
+
+def allowed_in(*events: str) -> str:
+    return ", ".join(sources(*events))

@@ -4,7 +4,8 @@
 - answers `{root}/controller/cmd/+` with edge.mqtt.rpc.serve (exactly one reply per request);
 - publishes `{root}/controller/state` (retained, on change and every state_publish_s),
   `{root}/controller/events`, and `{root}/controller/status` (online, will offline);
-- writes devices through `{root}/{device}/set/{model}/{point}` with edge.mqtt.rpc.Requester.
+- writes devices through `{root}/{device}/set/{model}/{point}` with edge.mqtt.rpc.Requester;
+- owns the loop, the tick timer and (through `Jobs`) every task the controller's work runs in.
 One service instance runs one controller loop (field notes B9).
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 
 from edge.controller.config import ControllerSettings
 from edge.controller.core import Controller, Refused
+from edge.controller.jobs import Jobs
 from edge.controller.profiles import profile_class
 from edge.controller.telemetry import Telemetry
 from edge.mqtt import jsonutil
@@ -105,6 +107,7 @@ class ControllerService:
         requester = Requester(client, t)
         telemetry = Telemetry(self.clock)
         profile = profile_class(s)(s, MqttWriter(requester, t, s.write_timeout_s), telemetry)
+        jobs = Jobs()  # every task of the controller's work is made and cancelled here
         ctl = Controller(
             s,
             profile,
@@ -113,6 +116,7 @@ class ControllerService:
             wall=self.wall,
             on_event=self._publish_event,
             on_change=self._mark_dirty,
+            jobs=jobs,
         )
         self.controller = ctl
         for device in (s.battery, s.inverter, s.meter):
@@ -147,7 +151,7 @@ class ControllerService:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), s.tick_s)
         finally:
-            await ctl.close()
+            await jobs.close()
             self._publish_state()
             await client.stop()
 

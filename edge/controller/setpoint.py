@@ -1,0 +1,104 @@
+"""The setpoint: limits in force, the pipeline, the write (read-back confirmed), the lease."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from edge.controller.context import REPLY_WAIT_S, ControllerContext
+from edge.controller.errors import Refused
+from edge.controller.limits import Limits, compute_limits, ramp_toward
+from edge.controller.machine import ACTIVE, St
+from edge.controller.profiles import Unsupported, WriteFailed
+
+log = logging.getLogger(__name__)
+
+
+class Setpoint(ControllerContext):
+    def _compute_limits(self) -> Limits:
+        b = self.p.battery_limits()
+        inv_c, inv_d = self.p.inverter_rating()
+        return compute_limits(
+            battery_v=b["battery_v"],
+            a_cha_max=b["a_cha_max"],
+            a_discha_max=b["a_discha_max"],
+            w_cha_rte_max=b["w_cha_rte_max"],
+            w_discha_rte_max=b["w_discha_rte_max"],
+            inverter_charge_w=inv_c,
+            inverter_discharge_w=inv_d,
+            configured_charge_w=self.s.max_charge_w,
+            configured_discharge_w=self.s.max_discharge_w,
+        )
+
+    def _update_limits(self) -> None:
+        new = self._compute_limits()
+        if new == self.limits:
+            return
+        self.limits = new
+        self._changed()
+        if self.state in ACTIVE and self.limits.clamp(self.applied_w) != self.applied_w:
+            self._spawn_setpoint()  # a lowered limit applies now, not at the next ramp step
+
+    def _next_step(self) -> float:
+        """The value to write now: the clamped request, ramped from the (clamped) current value."""
+        goal = self.limits.clamp(self.requested_w)
+        base = self.limits.clamp(self.applied_w)
+        if self.s.ramp_w_per_s > 0:
+            return ramp_toward(base, goal, self.s.ramp_w_per_s * self.s.ramp_interval_s)
+        return goal
+
+    def _spawn_setpoint(
+        self, pf: float | None = None, immediate_zero: bool = False
+    ) -> asyncio.Task[None]:
+        if self._running(self._sp_task):
+            assert self._sp_task is not None
+            self._sp_task.cancel()  # superseded
+        self._sp_task = self.jobs.spawn(self._write_setpoint(pf, immediate_zero), "write_setpoint")
+        return self._sp_task
+
+    async def _write_setpoint(self, pf: float | None, immediate_zero: bool) -> None:
+        try:
+            if pf is not None:
+                await self.p.write_pf(pf)
+            # Computed at write time, so the limits in force at that moment apply.
+            target = 0.0 if immediate_zero else self._next_step()
+            await self.p.write_power(target)
+        except WriteFailed as exc:
+            self._trip([exc.fault()], "setpoint write failed")
+            return
+        except Unsupported as exc:  # validated before; a subclass may still refuse
+            log.warning("%s", exc)
+            return
+        self.applied_w = target
+        self._last_write = self.clock()
+        self._changed()
+
+    async def _command_setpoint(self, pf: float | None = None) -> dict[str, Any]:
+        task = self._spawn_setpoint(pf)
+        await asyncio.wait([task], timeout=REPLY_WAIT_S)
+        if self.state == St.FAULT:
+            raise Refused("fault_active", f"setpoint not applied: {self.reason}")
+        return self._reply()
+
+    def _maintain_setpoint(self) -> None:
+        """Ramp steps and the lease refresh (rewrite before the device's revert timer)."""
+        if (
+            self.state not in ACTIVE
+            or self._running(self._sp_task)
+            or self._running(self._seq_task)
+        ):
+            return
+        since = self.clock() - self._last_write
+        ramp_due = self._next_step() != self.applied_w and (
+            self.s.ramp_w_per_s <= 0 or since >= self.s.ramp_interval_s
+        )
+        if ramp_due or since >= self.s.refresh_s:
+            self._spawn_setpoint()
+
+    async def _protect_hold(self, reason: str, event: str) -> dict[str, Any]:
+        self.requested_w = 0.0
+        self._goto(event, reason)
+        task = self._spawn_setpoint(immediate_zero=True)
+        await asyncio.wait([task], timeout=REPLY_WAIT_S)
+        return self._reply()
