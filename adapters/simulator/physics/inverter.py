@@ -154,9 +154,10 @@ class InverterPhysics:
             min(float(v), self.cfg.rating_w) if isinstance(v, (int, float)) else self.cfg.rating_w
         )
 
-    def requested_w(self) -> float:
+    def requested_w(self, wmax: float | None = None) -> float:
         """The setpoint the registers ask for now (W, positive discharge), before limits."""
-        img, wmax = self.img, self.wmax()
+        img = self.img
+        wmax = self.wmax() if wmax is None else wmax
         req = 0.0
         if self.profile == "sunspec":
             if img.get(704, "WSetEna") == 1:
@@ -181,9 +182,9 @@ class InverterPhysics:
             req = float(img.get("res125", "MaxPowerCommand") or 0) * 1000.0
         return req
 
-    def limits_w(self) -> tuple[float, float]:
+    def limits_w(self, wmax: float | None = None) -> tuple[float, float]:
         """(max charge W, max discharge W) now: rating and the battery's limits."""
-        r = self.wmax()
+        r = self.wmax() if wmax is None else wmax
         if self.battery is None:
             return r, r
         bc, bd = self.battery.limits_w()
@@ -200,8 +201,9 @@ class InverterPhysics:
             self.target_w = 0.0
             self.power_w = 0.0  # contactor open or inverter off: no ramp down
         else:
-            cha, dis = self.limits_w()
-            self.target_w = max(-cha, min(dis, self.requested_w()))
+            wmax = self.wmax()
+            cha, dis = self.limits_w(wmax)
+            self.target_w = max(-cha, min(dis, self.requested_w(wmax)))
             # Limits bind at once (a BMS does not wait for a ramp); setpoint changes ramp.
             self.power_w = max(-cha, min(dis, self.power_w))
             delta = self.target_w - self.power_w
