@@ -19,6 +19,13 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from adapters.simulator.config import SimDeviceConfig
+from adapters.simulator.injection import (
+    InjectError,
+    inject_cloud,
+    inject_load,
+    parse_bool,
+    parse_int,
+)
 from adapters.simulator.physics import (
     RES125_FAULT_POINTS,
     BatteryPhysics,
@@ -28,6 +35,8 @@ from adapters.simulator.physics import (
     PvPhysics,
 )
 from adapters.simulator.registers import Image, PointValue, UnknownPoint
+
+__all__ = ["ACTIONS", "InjectError", "SimulatedDevice"]
 
 log = logging.getLogger(__name__)
 
@@ -54,52 +63,6 @@ INVERTER_FAULT_POINTS: dict[str, dict[str, int | str]] = {
 
 
 STATE_POINTS = ("St", "InvSt")  # operating states: forced as given, recomputed on release
-
-
-class InjectError(Exception):
-    """A refused injection; `code` is one of topics.md's error codes."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-def _bool(body: dict[str, Any], key: str, default: bool | None = None) -> bool:
-    v = body.get(key, default)
-    if isinstance(v, str) and v.lower() in ("true", "false", "1", "0", "on", "off"):
-        return v.lower() in ("true", "1", "on")
-    if not isinstance(v, bool):
-        raise InjectError("invalid_payload", f"{key}: expected true or false, got {v!r}")
-    return v
-
-
-def _int(body: dict[str, Any], key: str, lo: int | None = None, hi: int | None = None) -> int:
-    v = body.get(key)
-    if isinstance(v, str):
-        try:
-            v = int(v, 0)
-        except ValueError:
-            raise InjectError("invalid_payload", f"{key}: expected an integer, got {v!r}") from None
-    if not isinstance(v, int) or isinstance(v, bool):
-        raise InjectError("invalid_payload", f"{key}: expected an integer, got {v!r}")
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise InjectError("out_of_range", f"{key}: {v} is outside {lo}..{hi}")
-    return v
-
-
-def _number(body: dict[str, Any], key: str, lo: float, hi: float) -> float:
-    v = body.get(key)
-    if isinstance(v, str):
-        try:
-            v = float(v)
-        except ValueError:
-            raise InjectError("invalid_payload", f"{key}: expected a number, got {v!r}") from None
-    if not isinstance(v, (int, float)) or isinstance(v, bool) or v != v:
-        raise InjectError("invalid_payload", f"{key}: expected a number, got {v!r}")
-    if not lo <= v <= hi:
-        raise InjectError("out_of_range", f"{key}: {v} is outside {lo:g}..{hi:g}")
-    return float(v)
 
 
 class SimulatedDevice:
@@ -292,9 +255,9 @@ class SimulatedDevice:
         result: dict[str, Any] = {}
         if action == "alarm":
             bp = self._battery("alarm")
-            bit = _int(body, "bit", 0, 31)
-            on = _bool(body, "on", True)
-            latch = _bool(body, "latch", False)
+            bit = parse_int(body, "bit", 0, 31)
+            on = parse_bool(body, "on", True)
+            latch = parse_bool(body, "latch", False)
             mask = 1 << bit
             if on and latch:
                 bp.alarm_latched |= mask
@@ -309,7 +272,7 @@ class SimulatedDevice:
             bp = self._battery("state")
             if "value" not in body:
                 raise InjectError("invalid_payload", "value: required (an 802 State, or null)")
-            bp.forced_state = None if body["value"] is None else _int(body, "value", 0, 65534)
+            bp.forced_state = None if body["value"] is None else parse_int(body, "value", 0, 65534)
             bp.trip_inverters()
             bp.publish()
             result["State"] = self.image.get(802, "State")
@@ -330,7 +293,7 @@ class SimulatedDevice:
             else:
                 # `St`/`InvSt` are operating states (any value is forced, 0 = OFF included);
                 # the other points are fault bits/summaries where 0 means "no fault".
-                value = _int(body, "value", 0, 0xFFFFFFFE)
+                value = parse_int(body, "value", 0, 0xFFFFFFFE)
                 self.image.set(fmodel, point, value)
                 if value or point in STATE_POINTS:
                     ph.fault_forced[point] = value
@@ -341,13 +304,13 @@ class SimulatedDevice:
             ph.publish()
             result["value"] = self.image.get(fmodel, point)
         elif action == "freeze":
-            self.frozen = _bool(body, "on", True)
+            self.frozen = parse_bool(body, "on", True)
             if not self.frozen:
                 self._release_parked()
         elif action == "slow":
-            self.delay_s = _int(body, "delay_ms", 0, 60_000) / 1000.0
+            self.delay_s = parse_int(body, "delay_ms", 0, 60_000) / 1000.0
         elif action == "kill":
-            self._set_killed(_bool(body, "on", True))
+            self._set_killed(parse_bool(body, "on", True))
         elif action == "drop":
             result["dropped"] = self.drop()
         elif action == "corrupt_sf":
@@ -355,13 +318,13 @@ class SimulatedDevice:
             point = body.get("point")
             if not isinstance(point, str) or not isinstance(model, (int, str)):
                 raise InjectError("invalid_payload", "model and point: required")
-            sf = None if body.get("value") is None else _int(body, "value", -10, 10)
+            sf = None if body.get("value") is None else parse_int(body, "value", -10, 10)
             try:
                 self.image.corrupt_sf(model, point, sf)
             except UnknownPoint as exc:
                 raise InjectError("unknown_point", str(exc.args[0])) from None
         elif action == "stale":
-            self.stale = _bool(body, "on", True)
+            self.stale = parse_bool(body, "on", True)
         elif action == "clear":
             self.clear()
         elif action == "get":
@@ -373,9 +336,11 @@ class SimulatedDevice:
             except UnknownPoint as exc:
                 raise InjectError("unknown_point", str(exc.args[0])) from None
         elif action == "load":
-            result.update(self._inject_load(body))
+            result.update(inject_load(ph, self.name, body))
+            self.publish()
         elif action == "cloud":
-            result.update(self._inject_cloud(body))
+            result.update(inject_cloud(ph, self.name, body))
+            self.publish()
         else:
             raise InjectError("unknown_command", f"action: must be one of {', '.join(ACTIONS)}")
         result["faults"] = self.faults()
@@ -405,35 +370,6 @@ class SimulatedDevice:
             ph.publish()
         if isinstance(ph, PvPhysics):
             ph.irradiance.shade(0.0, 0.0)
-
-    def _inject_load(self, body: dict[str, Any]) -> dict[str, Any]:
-        """`load`: `step_w` adds to the load profile (0 ends the step); `w` fixes the load
-        (null releases it). Takes effect at once, in the next reading."""
-        ph = self.physics
-        if not isinstance(ph, MeterPhysics):
-            raise InjectError("invalid_payload", f"device {self.name}: load needs a meter")
-        if "step_w" not in body and "w" not in body:
-            raise InjectError("invalid_payload", "step_w or w: required")
-        step = _number(body, "step_w", -10e6, 10e6) if "step_w" in body else ph.load.step_w
-        fixed = ph.load.fixed_w
-        if "w" in body:
-            fixed = None if body["w"] is None else _number(body, "w", 0, 10e6)
-        ph.load.step_w, ph.load.fixed_w = step, fixed
-        ph.refresh()
-        self.publish()
-        return {"load_w": ph.load_w}
-
-    def _inject_cloud(self, body: dict[str, Any]) -> dict[str, Any]:
-        """`cloud`: shade the PV array by `depth` (0..1) for `duration_s` simulated seconds."""
-        ph = self.physics
-        if not isinstance(ph, PvPhysics):
-            raise InjectError("invalid_payload", f"device {self.name}: cloud needs a PV device")
-        depth = _number(body, "depth", 0, 1)
-        duration = _number(body, "duration_s", 0, 86_400) if "duration_s" in body else 600.0
-        ph.irradiance.shade(depth, duration)
-        ph.power_w = ph.output()
-        self.publish()
-        return {"W": self.image.get(701, "W")}
 
     def _battery(self, action: str) -> BatteryPhysics:
         if not isinstance(self.physics, BatteryPhysics):
