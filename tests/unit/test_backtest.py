@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.simulator.backtest_engine import Backtest, kpis
 from adapters.simulator.config import SimulatorSchema
@@ -239,3 +241,36 @@ def test_site_without_a_704_inverter_or_simulator_refused(
     bare.write_text('[site]\nid = "bt"\n')
     assert backtest(tmp_path, "--mode", "manual", "--load", str(load), site=bare) == 2
     assert "no [simulator] section" in capsys.readouterr().err
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    loads=st.lists(st.floats(0, 120_000), min_size=2, max_size=8),
+    pvs=st.lists(st.floats(0, 80_000), min_size=2, max_size=8),
+    soc=st.floats(5, 95),
+    target=st.floats(0, 100_000),
+)
+def test_kpis_balance_for_any_load_and_pv(
+    loads: list[float], pvs: list[float], soc: float, target: float
+) -> None:
+    """grid = load - PV - battery every step, so the energy books balance, and the SoC moves
+    by exactly what the battery gave: an independent check of the meter and the counters."""
+    hour = 3600.0
+    load = Series("l", [i * 900.0 for i in range(len(loads))], loads, False)
+    pv = Series("p", [i * 900.0 for i in range(len(pvs))], pvs, False)
+    span = min(load.end, pv.end, 2 * hour)
+    mode = load_mode(
+        "peak_shaving", {"target_w": target, "recharge_below_w": target / 2, "recharge_w": 20_000}
+    )
+    bt = Backtest(
+        sim_cfg(capacity_wh=50_000, initial_soc=soc), ControllerSettings(), mode, load, pv
+    )
+    k = kpis(bt.run(span), 50_000)
+    net_before = k["import_wh_before"] - k["export_wh_before"]
+    net_after = k["import_wh_after"] - k["export_wh_after"]
+    battery = k["energy_discharged_wh"] - k["energy_charged_wh"]
+    assert net_after == pytest.approx(net_before - battery, abs=1.0)
+    assert k["soc_end"] - k["soc_start"] == pytest.approx(-battery / 50_000 * 100, abs=0.01)
+    assert sum(k["bound_s"].values()) == pytest.approx(span, abs=1e-6)
+    assert k["soc_min"] >= min(10.0, soc) - 0.2  # never discharged below the 10 % floor
+    assert k["soc_max"] <= max(90.0, soc) + 0.2  # never charged above 90 %
