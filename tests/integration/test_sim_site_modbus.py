@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -15,33 +14,21 @@ from pymodbus.exceptions import ModbusException
 
 from adapters.simulator import SiteSimulator
 from adapters.simulator.registers import SunSpecImage
-from adapters.simulator.service import attach_mqtt
-from edge.mqtt import BrokerSettings, MqttClient, Topics, Will
+from edge.mqtt import Topics
 from tests.broker import Broker
-from tests.integration.test_sim_modbus import _flat_points, scan
+from tests.integration.test_sim_faults import with_sim
+from tests.integration.test_sim_modbus import _flat_points, run, scan
 from tests.mqtt_probe import Probe
 
 T = Topics("t")
-NOON = 12 * 3600
 DEVICES = [
     {"name": "battery", "kind": "battery", "connect_delay_s": 0},
     {"name": "inverter", "kind": "inverter", "ramp_w_per_s": 1e6},
-    {"name": "pv", "kind": "pv", "rating_w": 50_000},
+    # full sun all day (no time of day needed): 1000 W/m2 -> the rating
+    {"name": "pv", "kind": "pv", "rating_w": 50_000, "irradiance_profile": [[0, 1000]]},
     {"name": "meter", "kind": "meter", "load_w": 30_000},
 ]
 METER_W = SunSpecImage((1, 203)).ref(203, "W").address
-
-
-def run(body: Callable[[SiteSimulator], Awaitable[None]], **top: Any) -> None:
-    async def main() -> None:
-        sim = SiteSimulator({"devices": DEVICES, "start_s": NOON, **top}, site="t")
-        await sim.start(run_physics=False)
-        try:
-            await body(sim)
-        finally:
-            await sim.stop()
-
-    asyncio.run(asyncio.wait_for(main(), 30))
 
 
 def test_pysunspec2_scans_the_pv_inverter() -> None:
@@ -62,7 +49,7 @@ def test_pysunspec2_scans_the_pv_inverter() -> None:
         assert models[702].WMaxRtg.cvalue == 50_000
         assert models[1].Md.cvalue == "sim-pv"
 
-    run(body)
+    run(body, DEVICES)
 
 
 def test_meter_seen_by_pysunspec2_is_load_minus_pv_minus_battery() -> None:
@@ -80,7 +67,7 @@ def test_meter_seen_by_pysunspec2_is_load_minus_pv_minus_battery() -> None:
         res = 10 ** meter[203].W_SF.value
         assert grid == pytest.approx(30_000 - pv_w - bat_w, abs=res)  # +20 kW import
 
-    run(body)
+    run(body, DEVICES)
 
 
 async def _read_w(port: int, timeout: float = 0.5) -> float:
@@ -107,58 +94,46 @@ def test_meter_faults_freeze_offline_stale_over_mqtt(broker: Broker, probe_facto
     async def ask(device: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
         return await asyncio.to_thread(probe.request, T.sim_cmd(device, action), body, 5.0)
 
-    async def main() -> None:
-        devices = [{"name": "meter", "kind": "meter", "load_w": 30_000}]
-        sim = SiteSimulator({"time_scale": 10, "step_s": 0.02, "devices": devices}, site="t")
-        await sim.start()
-        client = MqttClient(
-            BrokerSettings(host=broker.host, port=broker.port), "sim-t", will=Will(T.sim_status)
-        )
-        attach_mqtt(sim, client, T)
-        await client.start(timeout=5)
+    async def body(sim: SiteSimulator) -> None:
         port = sim.port("meter")
-        try:
-            assert await _read_w(port) == pytest.approx(30_000, abs=10)
-            # a load step over MQTT shows in the next reading
-            r = await ask("meter", "load", {"step_w": 15_000})
-            assert r["ok"] is True and r["load_w"] == 45_000
-            assert await _read_w(port) == pytest.approx(45_000, abs=10)
-            r = await ask("meter", "load", {"w": "much"})
-            assert r["ok"] is False and r["error"]["code"] == "invalid_payload"
-            assert "w" in r["error"]["message"]
+        assert await _read_w(port) == pytest.approx(30_000, abs=10)
+        # a load step over MQTT shows in the next reading
+        r = await ask("meter", "load", {"step_w": 15_000})
+        assert r["ok"] is True and r["load_w"] == 45_000
+        assert await _read_w(port) == pytest.approx(45_000, abs=10)
+        r = await ask("meter", "load", {"w": "much"})
+        assert r["ok"] is False and r["error"]["code"] == "invalid_payload"
+        assert "w" in r["error"]["message"]
 
-            # stale: the reading sticks while the load moves on
-            assert (await ask("meter", "stale", {"on": True}))["faults"] == {
-                "stale": True,
-                "load": {"step_w": 15_000},
-            }
-            await ask("meter", "load", {"step_w": 0})
-            await asyncio.sleep(0.2)
-            assert await _read_w(port) == pytest.approx(45_000, abs=10)
-            await ask("meter", "stale", {"on": False})
-            await asyncio.sleep(0.1)
-            assert await _read_w(port) == pytest.approx(30_000, abs=10)
+        # stale: the reading sticks while the load moves on
+        assert (await ask("meter", "stale", {"on": True}))["faults"] == {
+            "stale": True,
+            "load": {"step_w": 15_000},
+        }
+        await ask("meter", "load", {"step_w": 0})
+        await asyncio.sleep(0.2)
+        assert await _read_w(port) == pytest.approx(45_000, abs=10)
+        await ask("meter", "stale", {"on": False})
+        await asyncio.sleep(0.1)
+        assert await _read_w(port) == pytest.approx(30_000, abs=10)
 
-            # freeze: requests get no reply, the connection stays
-            await ask("meter", "freeze", {"on": True})
-            t0 = time.monotonic()
-            with pytest.raises(ModbusException):
-                await _read_w(port, timeout=0.3)
-            assert time.monotonic() - t0 < 2.0
-            await ask("meter", "freeze", {"on": False})
-            assert await _read_w(port) == pytest.approx(30_000, abs=10)
+        # freeze: requests get no reply, the connection stays
+        await ask("meter", "freeze", {"on": True})
+        t0 = time.monotonic()
+        with pytest.raises(ModbusException):
+            await _read_w(port, timeout=0.3)
+        assert time.monotonic() - t0 < 2.0
+        await ask("meter", "freeze", {"on": False})
+        assert await _read_w(port) == pytest.approx(30_000, abs=10)
 
-            # offline (kill): connections refused until cleared
-            await ask("meter", "kill", {"on": True})
-            await asyncio.sleep(0.2)
-            with pytest.raises((ConnectionError, ModbusException)):
-                await _read_w(port, timeout=0.3)
-            r = await ask("meter", "clear", {})
-            assert r["ok"] is True and r["faults"] == {}
-            await asyncio.sleep(0.2)
-            assert await _read_w(port) == pytest.approx(30_000, abs=10)
-        finally:
-            await client.stop()
-            await sim.stop()
+        # offline (kill): connections refused until cleared
+        await ask("meter", "kill", {"on": True})
+        await asyncio.sleep(0.2)
+        with pytest.raises((ConnectionError, ModbusException)):
+            await _read_w(port, timeout=0.3)
+        r = await ask("meter", "clear", {})
+        assert r["ok"] is True and r["faults"] == {}
+        await asyncio.sleep(0.2)
+        assert await _read_w(port) == pytest.approx(30_000, abs=10)
 
-    asyncio.run(asyncio.wait_for(main(), 60))
+    with_sim(broker, body, [{"name": "meter", "kind": "meter", "load_w": 30_000}])
