@@ -3,6 +3,7 @@
     bess-edge cmd charge 20000 -c site.toml        # {"power_w": 20000}
     bess-edge cmd discharge 5000 0.95              # {"power_w": 5000, "pf": 0.95}
     bess-edge cmd recover_soc power_w=2000         # key=value pairs, values parsed as JSON
+    bess-edge cmd mode mode=peak_shaving 'params={"target_w": 50000}'
 
 Exit status: 0 accepted, 1 refused, 3 no reply in time (2 is a configuration error).
 """

@@ -49,6 +49,9 @@ class Commands(ControllerContext):
 
     async def _cmd_hold(self, body: dict[str, Any]) -> dict[str, Any]:
         self._fields("hold", body, set())
+        return await self._hold()
+
+    async def _hold(self) -> dict[str, Any]:
         self._refuse_in_fault("hold")
         if not self.sm.can("hold"):
             extra = (
@@ -58,11 +61,15 @@ class Commands(ControllerContext):
             )
             raise self._not_allowed("hold", "hold", extra=extra)
         self.requested_w = 0.0
+        self._select_manual(0.0)
         self._goto("hold", "command hold")
         return await self._command_setpoint()
 
     async def _cmd_charge(self, body: dict[str, Any]) -> dict[str, Any]:
         w, pf = self._power_body("charge", body)
+        return await self._charge(w, pf)
+
+    async def _charge(self, w: float, pf: float | None) -> dict[str, Any]:
         self._refuse_in_fault("charge")
         if not self.sm.can("charge"):
             raise self._not_allowed("charge", "charge")
@@ -75,11 +82,15 @@ class Commands(ControllerContext):
                 event="hold" if self.sm.can("hold") else "recovered",
             )
         self.requested_w = -w
+        self._select_manual(-w)
         self._goto("charge", "command charge")
         return await self._command_setpoint(pf)
 
     async def _cmd_discharge(self, body: dict[str, Any]) -> dict[str, Any]:
         w, pf = self._power_body("discharge", body)
+        return await self._discharge(w, pf)
+
+    async def _discharge(self, w: float, pf: float | None) -> dict[str, Any]:
         self._refuse_in_fault("discharge")
         if self.state == St.SOC_RECOVERY:
             raise Refused(
@@ -97,6 +108,7 @@ class Commands(ControllerContext):
                 event="hold",
             )
         self.requested_w = w
+        self._select_manual(w)
         self._goto("discharge", "command discharge")
         return await self._command_setpoint(pf)
 
@@ -155,8 +167,7 @@ class Commands(ControllerContext):
     def _power_key(self) -> str:
         return "power_w" if self.s.user_command_mode == "POWER" else "current_a"
 
-    @staticmethod
-    def _fields(command: str, body: dict[str, Any], allowed: set[str]) -> None:
+    def _fields(self, command: str, body: dict[str, Any], allowed: set[str]) -> None:
         unknown = sorted(set(body) - allowed)
         if unknown:
             expect = ", ".join(sorted(allowed)) or "no fields"

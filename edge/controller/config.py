@@ -14,6 +14,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from edge.controller.errors import Refused
+from edge.controller.schedule import Schedule, parse_schedule
 from edge.mqtt.topics import NAME_RE, RESERVED_NAMES
 
 PROFILES = ("sunspec_704", "sunspec_123", "rhombus_res125")
@@ -28,6 +30,7 @@ class ControllerSettings:
     battery: str = "battery"
     inverter: str = "inverter"
     meter: str | None = "meter"
+    pv: str | None = None  # a PV inverter whose 701/W or 103/W the modes may read
     profile: str = "sunspec_704"
     profile_class: str | None = None  # "package.module:Class", a user subclass of a profile
     # -- original agent options (documented defaults) --------------------------------------
@@ -71,6 +74,10 @@ class ControllerSettings:
     on_restart: str = "stop"  # "stop": run the stop sequence if devices were found energised
     state_publish_s: float = 5.0
     tick_s: float = 0.1
+    # -- operating modes (README "Operating modes") ----------------------------------------
+    control_tick_s: float = 1.0  # the active mode runs this often, on the latest meter data
+    meter_stale_s: float = 5.0  # meter data older than this: meter modes fall back to hold
+    schedule: Schedule | None = None  # `[controller.schedule]`
 
     @classmethod
     def keys(cls) -> list[str]:
@@ -97,6 +104,7 @@ class ControllerSchema(Schema):
     battery = fields.String(load_default=_D.battery, validate=_device_name)
     inverter = fields.String(load_default=_D.inverter, validate=_device_name)
     meter = fields.String(load_default=_D.meter, allow_none=True, validate=_device_name)
+    pv = fields.String(load_default=None, allow_none=True, validate=_device_name)
     profile = fields.String(load_default=_D.profile, validate=validate.OneOf(PROFILES))
     profile_class = fields.String(
         load_default=None,
@@ -165,6 +173,9 @@ class ControllerSchema(Schema):
     )
     state_publish_s = fields.Float(load_default=_D.state_publish_s, validate=_pos())
     tick_s = fields.Float(load_default=_D.tick_s, validate=_pos(max=1))
+    control_tick_s = fields.Float(load_default=_D.control_tick_s, validate=_pos(max=1))
+    meter_stale_s = fields.Float(load_default=_D.meter_stale_s, validate=_pos(max=3600))
+    schedule = fields.Raw(load_default=None, allow_none=True)
 
     @validates_schema
     def consistent(self, data: dict[str, Any], **_: Any) -> None:
@@ -194,7 +205,12 @@ class ControllerSchema(Schema):
             problems["inverter_heartbeat_count_limit"] = (
                 f"must be below initial_inverter_heartbeat_count ({init})"
             )
-        names = [data.get("battery"), data.get("inverter"), data.get("meter")]
+        if data.get("schedule") is not None:
+            try:
+                data["schedule"] = parse_schedule(data["schedule"], data.get("tz", _D.tz))
+            except Refused as r:
+                problems["schedule"] = r.message
+        names = [data.get("battery"), data.get("inverter"), data.get("meter"), data.get("pv")]
         named = [n for n in names if n]
         if len(set(named)) != len(named):
             problems["inverter"] = "battery, inverter and meter must be different devices"

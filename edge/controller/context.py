@@ -20,6 +20,8 @@ from edge.controller.faults import Fault
 from edge.controller.jobs import Jobs
 from edge.controller.limits import Limits
 from edge.controller.machine import ENERGISED, BessMachine, St
+from edge.controller.modes.base import SiteView
+from edge.controller.pipeline import Applied
 from edge.controller.profiles import Profile
 from edge.controller.telemetry import Telemetry
 
@@ -144,4 +146,31 @@ class ControllerContext:
         raise NotImplementedError
 
     def _fault_causes(self) -> list[Fault]:
+        raise NotImplementedError
+
+    def site_view(self) -> SiteView:
+        raise NotImplementedError
+
+    def _select_manual(self, signed_w: float) -> None:
+        raise NotImplementedError
+
+    def _next_step(self) -> float:
+        raise NotImplementedError
+
+    def _through_pipeline(self, want_w: float, ramp: bool = True) -> Applied:
+        raise NotImplementedError
+
+    def _fields(self, command: str, body: dict[str, Any], allowed: set[str]) -> None:
+        raise NotImplementedError
+
+    def _refuse_in_fault(self, command: str) -> None:
+        raise NotImplementedError
+
+    async def _hold(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def _charge(self, w: float, pf: float | None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def _discharge(self, w: float, pf: float | None) -> dict[str, Any]:
         raise NotImplementedError

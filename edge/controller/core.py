@@ -25,17 +25,19 @@ from edge.controller.jobs import Jobs
 from edge.controller.limits import Limits
 from edge.controller.machine import BessMachine
 from edge.controller.monitors import Monitors
+from edge.controller.operating import Operating
 from edge.controller.profiles import Profile
 from edge.controller.sequences import Sequences
 from edge.controller.setpoint import Setpoint
 from edge.controller.telemetry import Telemetry
+from edge.mqtt.topics import CONTROLLER_COMMANDS
 
 __all__ = ["COMMANDS", "Controller", "Refused", "short"]
 
-COMMANDS = ("start", "stop", "hold", "reset", "get_state", "charge", "discharge", "recover_soc")
+COMMANDS = CONTROLLER_COMMANDS  # topics.md, "Controller"
 
 
-class Controller(Commands, Sequences, Setpoint, Monitors):
+class Controller(Commands, Sequences, Setpoint, Monitors, Operating):
     def __init__(
         self,
         settings: ControllerSettings,
@@ -78,6 +80,7 @@ class Controller(Commands, Sequences, Setpoint, Monitors):
         self._due: dict[str, float] = {}
         self._boot_at = clock()
         self._booted = False
+        self._init_modes()
 
     def snapshot(self) -> dict[str, Any]:
         """The state topic's JSON (topics.md, "Controller state")."""
@@ -89,6 +92,8 @@ class Controller(Commands, Sequences, Setpoint, Monitors):
             "soc": None if soc is None else round(soc, 3),
             "faults": [f.as_dict() for f in self.faults],
             "reason": self.reason,
+            "mode": self.mode_state(),
+            "why": self.why,
             "ts": round(self.wall(), 3),
         }
 
@@ -103,6 +108,8 @@ class Controller(Commands, Sequences, Setpoint, Monitors):
             "charge": self._cmd_charge,
             "discharge": self._cmd_discharge,
             "recover_soc": self._cmd_recover,
+            "mode": self._cmd_mode,
+            "schedule": self._cmd_schedule,
         }.get(name)
         try:
             if handler is None:
@@ -158,6 +165,7 @@ class Controller(Commands, Sequences, Setpoint, Monitors):
         if self._every("heartbeat", s.inverter_heartbeat_check_interval):
             self._maybe_reset_heartbeat()
         self._retry_failed_stop()
+        self._control()
         self._maintain_setpoint()
 
     async def close(self) -> None:

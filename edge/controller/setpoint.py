@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import Any
 
 from edge.controller.context import REPLY_WAIT_S, ControllerContext
 from edge.controller.errors import Refused
-from edge.controller.limits import Limits, compute_limits, ramp_toward
+from edge.controller.limits import Limits, compute_limits
 from edge.controller.machine import ACTIVE, St
+from edge.controller.pipeline import Applied, PipelineSettings, apply
 from edge.controller.profiles import Unsupported, WriteFailed
 
 log = logging.getLogger(__name__)
@@ -41,12 +43,15 @@ class Setpoint(ControllerContext):
             self._spawn_setpoint()  # a lowered limit applies now, not at the next ramp step
 
     def _next_step(self) -> float:
-        """The value to write now: the clamped request, ramped from the (clamped) current value."""
-        goal = self.limits.clamp(self.requested_w)
-        base = self.limits.clamp(self.applied_w)
-        if self.s.ramp_w_per_s > 0:
-            return ramp_toward(base, goal, self.s.ramp_w_per_s * self.s.ramp_interval_s)
-        return goal
+        """The value to write now: the request through the pipeline (SoC bounds and backup
+        reserve, limits, ramp from the current value), whichever mode or command asked."""
+        return self._through_pipeline(self.requested_w).power_w
+
+    def _through_pipeline(self, want_w: float, ramp: bool = True) -> Applied:
+        ps = PipelineSettings.of(self.s)
+        if not ramp:
+            ps = replace(ps, ramp_w_per_s=0.0)
+        return apply(want_w, self.site_view(), ps, self.applied_w, self.s.ramp_interval_s)
 
     def _spawn_setpoint(
         self, pf: float | None = None, immediate_zero: bool = False
@@ -98,6 +103,7 @@ class Setpoint(ControllerContext):
 
     async def _protect_hold(self, reason: str, event: str) -> dict[str, Any]:
         self.requested_w = 0.0
+        self._select_manual(0.0)
         self._goto(event, reason)
         task = self._spawn_setpoint(immediate_zero=True)
         await asyncio.wait([task], timeout=REPLY_WAIT_S)

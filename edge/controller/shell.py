@@ -51,10 +51,11 @@ class MqttWriter:
 
 
 def parse_device_topic(topics: Topics, device: str, topic: str) -> tuple[str, str] | None:
-    """(model, point) of a point topic, ("", "status") for status, None for everything else."""
+    """(model, point) of a point topic, ("", "status") for status, ("", "ts") for the time of
+    the adapter's last good poll, None for everything else."""
     suffix = topics.point_suffix(topic, device)
-    if suffix == "status":
-        return "", "status"
+    if suffix in ("status", "ts"):
+        return "", suffix
     parts = suffix.split("/")
     if len(parts) < 2 or parts[0] in IGNORED_LEAVES or parts[0] == "set":
         return None

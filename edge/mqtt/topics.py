@@ -16,6 +16,8 @@ CONTROLLER_COMMANDS = (
     "charge",
     "discharge",
     "recover_soc",
+    "mode",
+    "schedule",
 )
 
 

@@ -54,14 +54,23 @@ class ControllerSite:
         time_scale: float = 1.0,
         controller: dict[str, Any] | None = None,
         battery: dict[str, Any] | None = None,
+        meter: dict[str, Any] | None = None,
+        meter_poll_s: float = 0.5,
     ) -> None:
+        """`meter`: simulate a site meter (203) with these options (`load_w`, `load_profile`),
+        polled every `meter_poll_s` by its own adapter, as a real meter would be."""
         self.broker = broker
         self.profile = profile
+        self.meter = meter
+        self.meter_poll_s = meter_poll_s
+        devices = sim_devices(profile, **(battery or {}))
+        if meter is not None:
+            devices.append({"name": "meter", "kind": "meter", "inverter": "inverter", **meter})
         self.sim = SiteSimulator(
             {
                 "time_scale": time_scale,
                 "step_s": 0.02,
-                "devices": sim_devices(profile, **(battery or {})),
+                "devices": devices,
             },
             site=SITE,
         )
@@ -83,7 +92,8 @@ class ControllerSite:
     async def __aenter__(self) -> ControllerSite:
         await self.sim.start()
         tables = []
-        for d in adapter_tables(self.profile):
+        meter_table = {"name": "meter", "kind": "sunspec", "poll_s": self.meter_poll_s}
+        for d in adapter_tables(self.profile) + ([meter_table] if self.meter is not None else []):
             tables.append({**d, "port": self.sim.port(d["name"])})
         site = parse_site(
             {
@@ -160,3 +170,57 @@ class ControllerSite:
 
     def value(self, device: str, model: int | str, point: str) -> Any:
         return self.sim.value(device, model, point)
+
+
+# -- closed loop: what the mode tests and the benchmark measure --------------------------------
+def grid(site: ControllerSite) -> float:
+    return float(site.value("meter", 203, "W"))
+
+
+def inverter_w(site: ControllerSite) -> float:
+    return float(site.value("inverter", 701, "W"))
+
+
+def set_load(site: ControllerSite, w: float) -> None:
+    """A load switched on or off at the site (the simulator's meter physics)."""
+    site.sim.device("meter").physics.cfg.load_w = w  # type: ignore[attr-defined]
+
+
+async def sample(
+    site: ControllerSite, seconds: float, dt: float = 0.05
+) -> list[tuple[float, float]]:
+    t0 = time.monotonic()
+    out = []
+    while (now := time.monotonic() - t0) < seconds:
+        out.append((now, grid(site)))
+        await asyncio.sleep(dt)
+    return out
+
+
+def settling(series: list[tuple[float, float]], target: float, band: float) -> float | None:
+    """The time after which the series stays within `band` of `target` (None: never)."""
+    last_out = None
+    for t, w in series:
+        if abs(w - target) > band:
+            last_out = t
+    if last_out is None:
+        return 0.0
+    return None if last_out >= series[-1][0] else last_out
+
+
+async def started(site: ControllerSite) -> None:
+    r = await site.cmd("start")
+    assert r["ok"], r
+    await site.wait_state("holding", 5)
+
+
+def step_response(series: list[tuple[float, float]], target: float) -> dict[str, float | None]:
+    """Settling time, the lowest import once the step is seen, and the ripple at the end."""
+    seen = next(i for i, (_, w) in enumerate(series) if w > target + 1000)
+    after = [w for _, w in series[seen:]]
+    tail = [w for t, w in series if t >= series[-1][0] - 3]
+    return {
+        "settle_s": settling(series, target, 1000.0),
+        "lowest_w": min(after),
+        "tail_pp_w": max(tail) - min(tail),
+    }

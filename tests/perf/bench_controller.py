@@ -13,6 +13,12 @@ Mosquitto on loopback, as in tests/integration/controller_site.py.
 2. Fault-to-safe: fault register set in the simulator (802 Evt1 OVER_TEMP_ALARM) -> inverter
    power 0 written (704 WSet = 0). The bare relay polls Evt1 with pymodbus at the adapter's
    poll period and writes WSet = 0 as soon as a bit is set.
+3. Mode tick cost: one control step of each shipped mode (mode.step + the pipeline) as pure
+   functions, and the controller's whole control step (SiteView from telemetry, mode, pipeline,
+   state), against the bare clamp the setpoint path did before modes existed.
+4. Closed-loop settling: peak shaving (target 50 kW, control tick 1 s, meter polled every
+   0.5 s) under a +20 kW load step: time until import stays within 1 kW of the target, the
+   overshoot past it and the ripple after; then the step back down.
 """
 
 from __future__ import annotations
@@ -30,10 +36,20 @@ from typing import Any
 from pymodbus.client import AsyncModbusTcpClient
 
 from adapters.modbus.bus import set_nodelay
+from edge.controller.limits import Limits
+from edge.controller.modes import SiteView, load_mode
+from edge.controller.pipeline import PipelineSettings, apply
 from edge.mosquitto import MosquittoProcess
 from edge.mqtt import MqttClient, Requester, Topics, serve
 from edge.mqtt.rpc import Request
-from tests.integration.controller_site import ControllerSite
+from tests.integration.controller_site import (
+    ControllerSite,
+    sample,
+    set_load,
+    started,
+    step_response,
+)
+from tests.unit.controller_fakes import make_rig
 
 POLL_S = 0.1  # adapter poll period (ControllerSite) and the bare relay's fault poll period
 
@@ -214,8 +230,85 @@ async def bench_relay_fault_to_safe(site: ControllerSite, cycles: int) -> list[f
     return out
 
 
+MODE_PARAMS: dict[str, dict[str, Any]] = {
+    "manual": {"power_w": 5000},
+    "peak_shaving": {"target_w": 50_000, "recharge_below_w": 40_000, "recharge_w": 10_000},
+    "self_consumption": {"deadband_w": 100, "zero_export": True},
+    "soc_target": {"target_soc": 80, "by": "2030-01-01T00:00:00+00:00"},
+}
+
+
+def per_call_us(fn: Any, n: int) -> list[float]:
+    """n timings of fn(), in µs, each over a batch of 100 calls."""
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        for _ in range(100):
+            fn()
+        out.append((time.perf_counter() - t0) / 100 * 1e6)
+    return out
+
+
+def bench_mode_tick(n: int = 200) -> None:
+    site = SiteView(1.8e9, 50.0, 1000.0, 54_000.0, None, True, 50_000, 50_000, 100_000, 1000.0)
+    ps = PipelineSettings(90, 10, 20, 1000)
+    lim = Limits(50_000, 50_000, "x", "x")
+    base = per_call_us(lambda: lim.clamp(70_000.0), n)
+    print(f"{'bare clamp (the setpoint path before modes)':<44} p50={pct(base, 0.5):7.2f} µs")
+    for name, params in MODE_PARAMS.items():
+        mode = load_mode(name, params)
+        us = per_call_us(lambda m=mode: apply(m.step(site).power_w, site, ps, 1000.0, 1.0), n)
+        print(
+            f"{'mode tick, pure: ' + name:<44} p50={pct(us, 0.5):7.2f} µs  "
+            f"p99={pct(us, 0.99):7.2f} µs"
+        )
+    rig = make_rig()
+    ctl = rig.ctl
+    ctl.on_status("meter", "online")
+    ctl.on_point("meter", "203", "W", 54_000.0)
+    ctl.sm.send("start")
+    ctl.sm.send("contactors_closed")
+    ctl.sm.send("connected")
+    ctl._select(load_mode("peak_shaving", {"target_w": 50_000}), "command", "bench")
+
+    def step() -> None:
+        ctl.applied_w = 0.0  # the same decision every call
+        ctl._control_step()
+
+    us = per_call_us(step, n)
+    print(
+        f"{'mode tick, controller control step':<44} p50={pct(us, 0.5):7.2f} µs  "
+        f"p99={pct(us, 0.99):7.2f} µs"
+    )
+
+
+async def bench_settling(site: ControllerSite) -> None:
+    """Peak shaving on the site's meter (load 40 kW): a +20 kW step, then back down."""
+    await started(site)
+    await site.cmd("mode", {"mode": "peak_shaving", "params": {"target_w": 50_000}})
+    await asyncio.sleep(1.5)
+    set_load(site, 60_000)
+    r = step_response(await sample(site, 7.0), 50_000)
+    settle = "never" if r["settle_s"] is None else f"{r['settle_s']:.2f} s"
+    print(
+        f"closed loop, peak shaving +20 kW step: settled (±1 kW of target) after {settle}, "
+        f"overshoot {max(0.0, 50_000 - (r['lowest_w'] or 0)):.0f} W, "
+        f"ripple {r['tail_pp_w']:.0f} W p-p",
+        flush=True,
+    )
+    set_load(site, 40_000)
+    series = await sample(site, 5.0)
+    back = next((t for t, w in series if abs(w - 40_000) <= 1000), None)
+    print(
+        "closed loop, peak shaving -20 kW step: import back at the load (±1 kW) after "
+        + ("never" if back is None else f"{back:.2f} s"),
+        flush=True,
+    )
+    await site.cmd("stop")
+
+
 async def main(n: int, cycles: int, broker: Any) -> None:
-    async with ControllerSite(broker, "sunspec_704") as site:
+    async with ControllerSite(broker, "sunspec_704", meter={"load_w": 40_000}) as site:
         rtt, to_reg, wall = await bench_commands(site, n)
         relay, relay_wall = await bench_relay(site, n)
         direct = await bench_adapter_direct(site, n)
@@ -225,15 +318,19 @@ async def main(n: int, cycles: int, broker: Any) -> None:
         report("bare relay (paho + pymodbus): request -> reply", relay, relay_wall)
         extra = (pct(rtt, 0.5) - pct(relay, 0.5)) * 1000
         print(f"controller overhead over the bare relay: p50 +{extra:.2f} ms", flush=True)
+        ratio = pct(rtt, 0.99) / pct(relay, 0.99)
+        print(f"command -> reply p99 / bare relay p99: {ratio:.2f}x (goal <= 2x)", flush=True)
         f2s = await bench_fault_to_safe(site, cycles)
         relay_f2s = await bench_relay_fault_to_safe(site, cycles)
         report(f"controller: fault register -> WSet 0 (poll {POLL_S:g} s)", f2s)
         report(f"bare relay: fault register -> WSet 0 (poll {POLL_S:g} s)", relay_f2s)
+        await bench_settling(site)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of the whole site process (sim + adapters + controller): {rss:.0f} MiB")
 
 
 def run(n: int = 1000, cycles: int = 20) -> None:
+    bench_mode_tick()
     with tempfile.TemporaryDirectory() as tmp:
         broker = MosquittoProcess(workdir=Path(tmp))
         broker.start()

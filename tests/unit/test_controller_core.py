@@ -388,7 +388,17 @@ def test_state_snapshot_shape() -> None:
         await r.to_holding()
         await r.cmd("charge", {"power_w": 5000})
         snap = r.ctl.snapshot()
-        assert set(snap) == {"state", "setpoint", "limits", "soc", "faults", "reason", "ts"}
+        assert set(snap) == {
+            "state",
+            "setpoint",
+            "limits",
+            "soc",
+            "faults",
+            "reason",
+            "mode",
+            "why",
+            "ts",
+        }
         assert snap["state"] == "charging" and snap["soc"] == 50.0
         assert snap["setpoint"] == {"requested_w": 5000, "applied_w": 5000}
         assert set(snap["limits"]) == {"charge_w", "discharge_w", "source"}
