@@ -5,7 +5,9 @@ Mosquitto while a pymodbus client reads the meter."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +18,7 @@ from adapters.simulator import SiteSimulator
 from adapters.simulator.registers import SunSpecImage
 from edge.mqtt import Topics
 from tests.broker import Broker
-from tests.integration.test_sim_faults import with_sim
+from tests.integration.test_sim_faults import _cli, _free_port, _wait_port, with_sim
 from tests.integration.test_sim_modbus import _flat_points, run, scan
 from tests.mqtt_probe import Probe
 
@@ -137,3 +139,44 @@ def test_meter_faults_freeze_offline_stale_over_mqtt(broker: Broker, probe_facto
         assert await _read_w(port) == pytest.approx(30_000, abs=10)
 
     with_sim(broker, body, [{"name": "meter", "kind": "meter", "load_w": 30_000}])
+
+
+@pytest.mark.broker
+def test_cli_injects_a_load_step_and_a_cloud(
+    broker: Broker, probe_factory: Any, tmp_path: Path
+) -> None:
+    """`bess-edge sim` as a process; `bess-edge inject meter load ...` and `... pv cloud ...`
+    change what a Modbus client reads from the meter."""
+    probe: Probe = probe_factory("bess/t/sim/status")
+    meter_port, pv_port = _free_port(), _free_port()
+    site = tmp_path / "site.toml"
+    site.write_text(
+        f'[site]\nid = "t"\n[broker]\nhost = "127.0.0.1"\nport = {broker.port}\n'
+        "[simulator]\ntime_scale = 10\n"
+        f'[[simulator.devices]]\nname = "pv"\nkind = "pv"\nport = {pv_port}\n'
+        "rating_w = 20000\nirradiance_profile = [[0, 1000]]\n"
+        f'[[simulator.devices]]\nname = "meter"\nkind = "meter"\nport = {meter_port}\n'
+        "load_w = 30000\n"
+    )
+
+    def inject(*args: str) -> str:
+        r = subprocess.run(
+            _cli("inject", *args, "-c", str(site)), capture_output=True, text=True, timeout=30
+        )
+        assert r.returncode == 0, r.stdout + r.stderr
+        return r.stdout
+
+    proc = subprocess.Popen(
+        _cli("sim", "-c", str(site)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _wait_port(meter_port)
+        probe.wait_for(T.sim_status, lambda m: m.payload == b"online", 10)
+        assert asyncio.run(_read_w(meter_port)) == pytest.approx(10_000, abs=10)  # 30 - 20 PV
+        assert '"load_w": 50000' in inject("meter", "load", "step_w=20000")
+        assert asyncio.run(_read_w(meter_port)) == pytest.approx(30_000, abs=10)
+        inject("pv", "cloud", "depth=0.5", "duration_s=3600")
+        assert asyncio.run(_read_w(meter_port)) == pytest.approx(40_000, abs=10)
+    finally:
+        proc.terminate()
+        proc.wait(10)
