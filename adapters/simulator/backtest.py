@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from adapters.simulator.backtest_engine import Trace
 
 EXIT_BAD_INPUT = 2
+SCHEDULE = "schedule"  # --mode schedule: the site's [controller.schedule] picks the modes
 DAY_S = 86_400.0
 
 
@@ -45,7 +46,7 @@ def _params(text: str | None) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from adapters.simulator.backtest_engine import Backtest, BacktestError, kpis
+    from adapters.simulator.backtest_engine import Backtest, BacktestError, ScheduledMode, kpis
     from adapters.simulator.series import SeriesError, read_series
     from edge.config import load_site
     from edge.controller.config import ControllerSettings
@@ -61,9 +62,19 @@ def run(args: argparse.Namespace) -> int:
         return _refuse(f"{args.config}: no [simulator] section (the battery and inverter)")
     settings = site.controller or ControllerSettings()
     try:
-        params = validate_params(args.mode, _params(args.params))
-        mode = load_mode(args.mode, params)
         load = read_series(args.load)
+        if args.mode == SCHEDULE:
+            if settings.schedule is None:
+                raise BacktestError("--mode schedule: the site file has no [controller.schedule]")
+            if args.params is not None:
+                raise BacktestError("--params: the schedule's windows carry the params")
+            if not load.absolute:
+                raise SeriesError(load.path, None, "--mode schedule needs ISO timestamps")
+            params: Any = settings.schedule.raw
+            mode: Any = ScheduledMode(settings.schedule)
+        else:
+            params = validate_params(args.mode, _params(args.params))
+            mode = load_mode(args.mode, params)
         pv = read_series(args.pv) if args.pv else None
         seconds = args.days * DAY_S
         load.check_covers(load.start, load.start + seconds)
@@ -132,7 +143,11 @@ def plot(trace: Trace, path: Path, title: str) -> None:
 def register(sub: Any) -> None:
     p = sub.add_parser("backtest", help="run a mode over recorded load and PV in simulated time")
     p.add_argument("-c", "--config", required=True, help="site file (TOML) with [simulator]")
-    p.add_argument("--mode", required=True, help="mode name, e.g. peak_shaving")
+    p.add_argument(
+        "--mode",
+        required=True,
+        help="mode name, e.g. peak_shaving, or schedule (the site's [controller.schedule])",
+    )
     p.add_argument("--params", help="mode parameters as JSON, e.g. '{\"target_w\": 50000}'")
     p.add_argument("--load", required=True, help="site load CSV: time,watts")
     p.add_argument("--pv", help="PV generation CSV: time,watts (optional)")

@@ -23,8 +23,10 @@ from adapters.simulator.series import Series
 from adapters.simulator.site import SiteSimulator
 from edge.controller.config import ControllerSettings
 from edge.controller.limits import Limits, compute_limits
-from edge.controller.modes.base import Mode, SiteView
+from edge.controller.modes.base import Mode, ParamsSchema, SiteView, Want
+from edge.controller.modes.registry import mode_class
 from edge.controller.pipeline import BOUNDS, PipelineSettings, apply
+from edge.controller.schedule import Schedule
 
 METER, PV = "bt-meter", "bt-pv"
 
@@ -45,6 +47,41 @@ class Trace:
     battery: list[float] = field(default_factory=list)
     soc: list[float] = field(default_factory=list)
     bound_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(BOUNDS, 0.0))
+    mode_s: dict[str, float] = field(default_factory=dict)  # seconds per mode (per window)
+
+
+class ScheduledMode(Mode):
+    """The site's `[controller.schedule]` as one mode: the window in force at `site.now`
+    picks the mode, as the controller's schedule does (checked once a simulated minute, the
+    schedule's resolution). `label` names the window and mode in force."""
+
+    name = "schedule"
+    params_schema = ParamsSchema
+
+    def __init__(self, schedule: Schedule) -> None:
+        super().__init__({})
+        self.schedule = schedule
+        self.current: Mode | None = None
+        self.label = "none"
+        self._minute: int | None = None
+
+    def step(self, site: SiteView) -> Want:
+        minute = int(site.now // 60)
+        if minute != self._minute:
+            self._minute = minute
+            entry = self.schedule.active(site.now)
+            if entry is None:
+                self.current, self.label = None, "none"
+            elif self.current is None or (entry.mode, entry.params) != (
+                self.current.name,
+                self.current.params,
+            ):
+                self.current = mode_class(entry.mode)(entry.params)
+            if entry is not None:
+                self.label = f"{entry.window}:{entry.mode}"
+        if self.current is None:
+            return Want(0.0, "no schedule window, hold")
+        return self.current.step(site)
 
 
 def _pick(sim_cfg: SimulatorConfig, kind: str, name: str) -> SimDeviceConfig:
@@ -158,7 +195,7 @@ class Backtest:
         """Step through `seconds` of simulated time; returns the trace."""
         trace = Trace(self.step_s)
         dt, steps = self.step_s, round(seconds / self.step_s)
-        bound_s = trace.bound_s
+        bound_s, mode_s = trace.bound_s, trace.mode_s
         setpoint = written = 0.0
         sim, mode, pipeline = self.sim, self.mode, self.pipeline
         inv, bat, meter, pv = self.inverter, self.battery, self.meter, self.pv
@@ -170,6 +207,8 @@ class Backtest:
             applied = apply(want.power_w, view, pipeline, setpoint, dt)
             setpoint = applied.power_w
             bound_s[applied.bound_by] = bound_s.get(applied.bound_by, 0.0) + dt
+            label = getattr(mode, "label", mode.name)
+            mode_s[label] = mode_s.get(label, 0.0) + dt
             if setpoint != written:  # the controller writes a changed setpoint
                 sim.set_value(self.inv_name, 704, "WSet", round(setpoint))
                 written = setpoint
@@ -235,6 +274,7 @@ def kpis(trace: Trace, capacity_wh: float) -> dict[str, Any]:
         "soc_min": round(min(trace.soc), 3),
         "soc_max": round(max(trace.soc), 3),
         "bound_s": {k: round(v, 3) for k, v in trace.bound_s.items()},
+        "mode_s": {k: round(v, 3) for k, v in trace.mode_s.items()},
     }
 
 

@@ -274,3 +274,48 @@ def test_kpis_balance_for_any_load_and_pv(
     assert sum(k["bound_s"].values()) == pytest.approx(span, abs=1e-6)
     assert k["soc_min"] >= min(10.0, soc) - 0.2  # never discharged below the 10 % floor
     assert k["soc_max"] <= max(90.0, soc) + 0.2  # never charged above 90 %
+
+
+SCHEDULE = """
+[controller]
+tz = "UTC"
+[controller.schedule]
+default = { mode = "manual", params = { power_w = 0 } }
+[[controller.schedule.windows]]
+name = "shave"
+days = "daily"
+start = "06:00"
+end = "07:00"
+mode = "peak_shaving"
+params = { target_w = 55000 }
+"""
+
+
+def test_schedule_picks_the_mode_by_the_window_in_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Flat 60 kW; peak shaving to 55 kW from 06:00 to 07:00 only, manual 0 W otherwise:
+    the battery gives 5 kW for one hour, 5 kWh, 25 % of 20 kWh."""
+    site = tmp_path / "scheduled.toml"
+    site.write_text(site_file(tmp_path).read_text() + SCHEDULE)
+    rows = "".join(f"2026-12-02T{h:02d}:00:00+00:00,60000\n" for h in range(24))
+    load = csv(tmp_path, "load.csv", "time,w\n" + rows)
+    assert backtest(tmp_path, "--mode", "schedule", "--load", str(load), site=site) == 0
+    k = json.loads(capsys.readouterr().out)
+    assert k["mode_s"] == {"default:manual": 23 * 3600, "shave:peak_shaving": 3600}
+    assert k["energy_discharged_wh"] == pytest.approx(5_000, rel=0.005)
+    assert k["soc_end"] == pytest.approx(60 - 25, abs=0.1)
+    assert k["peak_import_after_w"] == 60_000
+    assert k["import_wh_after"] == pytest.approx(60_000 * 24 - 5_000, rel=1e-4)
+    assert k["params"]["windows"][0]["name"] == "shave"
+    # refused: no schedule in the site file; params given; times in seconds
+    assert backtest(tmp_path, "--mode", "schedule", "--load", str(load)) == 2
+    assert "no [controller.schedule]" in capsys.readouterr().err
+    assert (
+        backtest(tmp_path, "--mode", "schedule", "--params", "{}", "--load", str(load), site=site)
+        == 2
+    )
+    assert "--params" in capsys.readouterr().err
+    secs = csv(tmp_path, "secs.csv", "time,w\n0,60000\n43200,60000\n")
+    assert backtest(tmp_path, "--mode", "schedule", "--load", str(secs), site=site) == 2
+    assert "needs ISO timestamps" in capsys.readouterr().err
