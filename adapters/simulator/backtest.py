@@ -104,9 +104,20 @@ def run(args: argparse.Namespace) -> int:
     (out / "kpis.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     if not args.no_plot:
-        plot(trace, out / "backtest.png", f"{args.mode} {json.dumps(params)}")
+        plot(trace, out / "backtest.png", _title(args.mode, params))
         print(f"wrote {out / 'kpis.json'} and {out / 'backtest.png'}", file=sys.stderr)
     return 0
+
+
+def _title(mode: str, params: Any) -> str:
+    if mode == SCHEDULE:
+        names = [w.get("name", "?") for w in params.get("windows", []) if isinstance(w, dict)]
+        text = f"schedule: windows {', '.join(names) or '-'}" + (
+            ", and a default" if params.get("default") else ""
+        )
+    else:
+        text = f"{mode} {json.dumps(params)}"
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def plot(trace: Trace, path: Path, title: str) -> None:
