@@ -198,6 +198,11 @@ class Operating(ControllerContext):
 
     def _control_step(self) -> None:
         if self.state not in RUNS_IN:
+            owner = "SoC recovery sets the power" if self.state == St.SOC_RECOVERY else "idle"
+            why = f"{self.mode.name}: not running in state {self.state} ({owner}); bound by: none"
+            if why != self.why:
+                self.why = why
+                self._changed()
             return
         if self.mode.name == "manual" and self.mode_source == "command":
             return  # the operator's command set the request and the state

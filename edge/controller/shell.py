@@ -120,7 +120,7 @@ class ControllerService:
             jobs=jobs,
         )
         self.controller = ctl
-        for device in (s.battery, s.inverter, s.meter):
+        for device in (s.battery, s.inverter, s.meter, s.pv):
             if device:
                 client.subscribe(f"{t.device(device)}/#", self._device_handler(device), qos=1)
 

@@ -182,8 +182,14 @@ def inverter_w(site: ControllerSite) -> float:
 
 
 def set_load(site: ControllerSite, w: float) -> None:
-    """A load switched on or off at the site (the simulator's meter physics)."""
-    site.sim.device("meter").physics.cfg.load_w = w  # type: ignore[attr-defined]
+    """A load switched on or off at the site: the simulator's `load` injection where it has
+    one, else its meter's configured load (read by the physics at every step)."""
+    try:
+        site.sim.inject("meter", "load", {"w": w})
+    except Exception as exc:  # a simulator without site-load injection: unknown_command
+        if getattr(exc, "code", None) != "unknown_command":
+            raise
+        site.sim.device("meter").physics.cfg.load_w = w  # type: ignore[attr-defined]
 
 
 async def sample(

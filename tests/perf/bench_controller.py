@@ -2,6 +2,7 @@
 relay of the same path (paho + pymodbus, no logic), measured in the same run.
 
     .venv/bin/python -m tests.perf.bench_controller [COMMANDS]
+    BENCH_METER_POLL_S=1.0 .venv/bin/python -m tests.perf.bench_controller   # a slower meter
     .venv/bin/pytest tests/perf/bench_controller.py -s
 
 The site (simulator, Modbus adapters, controller) runs on one asyncio loop over a real
@@ -24,6 +25,7 @@ Mosquitto on loopback, as in tests/integration/controller_site.py.
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import statistics
 import struct
@@ -308,7 +310,11 @@ async def bench_settling(site: ControllerSite) -> None:
 
 
 async def main(n: int, cycles: int, broker: Any) -> None:
-    async with ControllerSite(broker, "sunspec_704", meter={"load_w": 40_000}) as site:
+    poll = float(os.environ.get("BENCH_METER_POLL_S", "0.5"))
+    print(f"site meter polled every {poll:g} s (BENCH_METER_POLL_S)", flush=True)
+    async with ControllerSite(
+        broker, "sunspec_704", meter={"load_w": 40_000}, meter_poll_s=poll
+    ) as site:
         rtt, to_reg, wall = await bench_commands(site, n)
         relay, relay_wall = await bench_relay(site, n)
         direct = await bench_adapter_direct(site, n)
