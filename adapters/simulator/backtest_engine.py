@@ -29,6 +29,7 @@ from edge.controller.pipeline import BOUNDS, PipelineSettings, apply
 from edge.controller.schedule import Schedule
 
 METER, PV = "bt-meter", "bt-pv"
+DEMAND_S = 900.0  # demand interval of the peak_demand KPIs
 
 
 class BacktestError(ValueError):
@@ -239,7 +240,8 @@ def kpis(trace: Trace, capacity_wh: float) -> dict[str, Any]:
     """The figures an engineer compares runs by. Energy in Wh, power in W, SoC in %.
 
     Samples 1.. are the ends of the steps (sample 0 is the start). Self-consumption is the
-    share of PV energy used on site (load or battery): 1 - min(export, PV) / PV.
+    share of PV energy used on site (load or battery): 1 - min(export, PV) / PV. Peak demand
+    is the highest 15-minute mean of the grid exchange (import positive).
     """
     h = trace.step_s / 3600.0
     load, pv, grid, bat = trace.load[1:], trace.pv[1:], trace.grid[1:], trace.battery[1:]
@@ -259,6 +261,8 @@ def kpis(trace: Trace, capacity_wh: float) -> dict[str, Any]:
     return {
         "peak_import_before_w": round(max([0.0, *net]), 1),
         "peak_import_after_w": round(max([0.0, *grid]), 1),
+        "peak_demand_15min_before_w": round(_peak_demand(net, trace.step_s), 1),
+        "peak_demand_15min_after_w": round(_peak_demand(grid, trace.step_s), 1),
         "import_wh_before": round(imp(net), 1),
         "import_wh_after": round(imp(grid), 1),
         "export_wh_before": round(exp(net), 1),
@@ -276,6 +280,17 @@ def kpis(trace: Trace, capacity_wh: float) -> dict[str, Any]:
         "bound_s": {k: round(v, 3) for k, v in trace.bound_s.items()},
         "mode_s": {k: round(v, 3) for k, v in trace.mode_s.items()},
     }
+
+
+def _peak_demand(xs: list[float], step_s: float, interval_s: float = DEMAND_S) -> float:
+    """The highest mean import over fixed intervals from the start (how demand is billed);
+    a last, partial interval counts over its own length."""
+    n = max(1, round(interval_s / step_s))
+    best = 0.0
+    for i in range(0, len(xs), n):
+        block = xs[i : i + n]
+        best = max(best, sum(block) / len(block))
+    return best
 
 
 def timed_run(bt: Backtest, seconds: float) -> tuple[Trace, float]:
