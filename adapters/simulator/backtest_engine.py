@@ -11,7 +11,6 @@ what makes a day at 1 s steps take seconds. The load and PV come from CSV series
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -192,14 +191,13 @@ class Backtest:
             configured_discharge_w=s.max_discharge_w,
         )
 
-    def run(self, seconds: float, progress: Callable[[float], None] | None = None) -> Trace:
+    def run(self, seconds: float) -> Trace:
         """Step through `seconds` of simulated time; returns the trace."""
         trace = Trace(self.step_s)
         dt, steps = self.step_s, round(seconds / self.step_s)
         bound_s, mode_s = trace.bound_s, trace.mode_s
         setpoint = written = 0.0
         sim, mode, pipeline = self.sim, self.mode, self.pipeline
-        inv, bat, meter, pv = self.inverter, self.battery, self.meter, self.pv
         trace.t.append(0.0)
         self._sample(trace)
         for k in range(steps):
@@ -215,16 +213,11 @@ class Backtest:
                 written = setpoint
             sim.advance(dt, publish=False)
             trace.t.append((k + 1) * dt)
-            trace.load.append(meter.load_w)
-            trace.pv.append(pv.power_w if pv is not None else 0.0)
-            trace.grid.append(meter.grid_w)
-            trace.battery.append(inv.power_w)
-            trace.soc.append(bat.soc)
-            if progress is not None and k % 3600 == 0:
-                progress((k + 1) * dt)
+            self._sample(trace)
         return trace
 
     def _sample(self, trace: Trace) -> None:
+        """Record the site as it is now (after a step)."""
         trace.load.append(self.meter.load_w)
         trace.pv.append(self.pv.power_w if self.pv is not None else 0.0)
         trace.grid.append(self.meter.grid_w)
@@ -291,10 +284,3 @@ def _peak_demand(xs: list[float], step_s: float, interval_s: float = DEMAND_S) -
         block = xs[i : i + n]
         best = max(best, sum(block) / len(block))
     return best
-
-
-def timed_run(bt: Backtest, seconds: float) -> tuple[Trace, float]:
-    """(trace, wall seconds) of one run."""
-    t = time.perf_counter()
-    trace = bt.run(seconds)
-    return trace, time.perf_counter() - t
