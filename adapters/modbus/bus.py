@@ -18,29 +18,12 @@ from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.framer import FramerType
 
 from adapters.modbus.config import DeviceConfig
-from adapters.sunspec.discovery import ReadRefused
+from adapters.modbus.errors import BadAnswer, DeviceGone, DeviceTimeout, ReadRefused
 
 log = logging.getLogger(__name__)
 
 WRITE = 0  # priorities: lower goes first
 POLL = 1
-# Modbus exception codes that no retry will change: function, address, value.
-DEFINITIVE_CODES = frozenset({1, 2, 3})
-
-
-class DeviceTimeout(Exception):
-    """No answer within the Modbus timeout (a dead or frozen device)."""
-
-
-class DeviceGone(Exception):
-    """No connection to the device."""
-
-
-class BadAnswer(DeviceTimeout):
-    """An answer that is not one to our request (wrong function code or register count).
-    Handled like no answer: the connection cannot be trusted any more."""
-
-
 def build_client(cfg: DeviceConfig) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
     """The pymodbus client for a device. Automatic reconnection is off: the adapter owns it,
     so it can re-read scale factors and publish `offline` with its own capped backoff."""

@@ -26,11 +26,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.modbus.bus import DeviceGone, DeviceTimeout, ModbusBus
+from adapters.modbus.bus import ModbusBus
+from adapters.modbus.errors import DeviceGone, DeviceTimeout, ReadRefused
 from adapters.modbus.device import DeviceAdapter
 from adapters.simulator.physics import BATTERY_MODELS
 from adapters.simulator.registers import SUNS_BASE, SunSpecImage
-from adapters.sunspec.discovery import NotSunSpec, ReadRefused, discover
+from adapters.sunspec.discovery import NotSunSpec, discover
 from adapters.sunspec.layout import LayoutError
 from edge.config import parse_site
 from edge.mqtt.topics import Topics

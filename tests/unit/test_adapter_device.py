@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 
-from adapters.modbus.bus import DeviceTimeout
+from adapters.modbus.errors import DeviceTimeout, ReadRefused
 from adapters.modbus.device import DeviceAdapter
 from adapters.pointmap.reader import parse_pointmap
-from adapters.sunspec.discovery import ReadRefused
 from edge.config import parse_site
 from edge.mqtt import BrokerSettings, RpcError, Topics
 from edge.mqtt.rpc import Request
