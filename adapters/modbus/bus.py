@@ -18,12 +18,15 @@ from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.framer import FramerType
 
 from adapters.modbus.config import DeviceConfig
-from adapters.modbus.errors import BadAnswer, DeviceGone, DeviceTimeout, ReadRefused
+from adapters.modbus.errors import BUSY_CODES, BadAnswer, DeviceGone, DeviceTimeout, ReadRefused
 
 log = logging.getLogger(__name__)
 
 WRITE = 0  # priorities: lower goes first
 POLL = 1
+BUSY_MIN_S = 0.01  # first wait after a busy answer; doubles
+
+
 def build_client(cfg: DeviceConfig) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
     """The pymodbus client for a device. Automatic reconnection is off: the adapter owns it,
     so it can re-read scale factors and publish `offline` with its own capped backoff."""
@@ -151,7 +154,28 @@ class ModbusBus:
         return c
 
     async def read(self, address: int, count: int) -> list[int]:
-        """Holding registers. Raises ReadRefused (Modbus exception), DeviceTimeout, DeviceGone."""
+        """Holding registers. Raises ReadRefused (Modbus exception), DeviceTimeout, DeviceGone.
+
+        A busy device (exception 6, or 5 acknowledge) is asked again with backoff for up to
+        `offline_budget_s`; still busy after that counts as no answer."""
+        waited = 0.0
+        for attempt in itertools.count():
+            try:
+                return await self._read(address, count)
+            except ReadRefused as exc:
+                if exc.code not in BUSY_CODES:
+                    raise
+                delay = min(BUSY_MIN_S * 2**attempt, self.cfg.offline_budget_s - waited)
+                if delay <= 0:
+                    raise DeviceTimeout(
+                        f"read {address}+{count}: busy for {waited:.2f} s (exception {exc.code})"
+                    ) from None
+                log.debug("read %s+%s: busy (exception %s), asking again", address, count, exc.code)
+                await asyncio.sleep(delay)
+                waited += delay
+        raise AssertionError("unreachable")
+
+    async def _read(self, address: int, count: int) -> list[int]:
         c = self._live()
         self.requests += 1
         try:

@@ -166,10 +166,10 @@ def _ordered(spec: PointSpec, data: bytes) -> bytes:
 
 
 def decode_string(data: bytes) -> str | None:
-    """Strings are trimmed of trailing NULs and spaces; a leading NUL means not implemented."""
-    if not data or data[0] == 0:
-        return None
-    return data.split(b"\0", 1)[0].decode("utf-8", errors="replace").rstrip(" ")
+    """The text up to the first NUL, trailing spaces trimmed; empty means not implemented
+    (topics.md: what follows a NUL is never published)."""
+    text = data.split(b"\0", 1)[0].decode("utf-8", errors="replace").rstrip(" ")
+    return text or None
 
 
 def decode_raw(spec: PointSpec, regs: list[int] | tuple[int, ...]) -> Value:

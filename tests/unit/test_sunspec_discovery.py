@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from sunspec2 import device as ss_device
 
+from adapters.modbus.errors import ReadRefused
 from adapters.modbus.points import bytes_to_regs, decode_raw, engineering
 from adapters.sunspec.discovery import NotSunSpec, discover
 from adapters.sunspec.layout import build_layout
