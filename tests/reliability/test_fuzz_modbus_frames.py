@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.modbus.bus import ModbusBus
-from adapters.modbus.errors import DeviceGone, DeviceTimeout, ReadRefused
 from adapters.modbus.device import DeviceAdapter
+from adapters.modbus.errors import DeviceGone, DeviceTimeout, ReadRefused
 from adapters.simulator.physics import BATTERY_MODELS
 from adapters.simulator.registers import SUNS_BASE, SunSpecImage
 from adapters.sunspec.discovery import NotSunSpec, discover

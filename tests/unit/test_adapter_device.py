@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from adapters.modbus.errors import DeviceTimeout, ReadRefused
 from adapters.modbus.device import DeviceAdapter
+from adapters.modbus.errors import DeviceTimeout, ReadRefused
 from adapters.pointmap.reader import parse_pointmap
 from edge.config import parse_site
 from edge.mqtt import BrokerSettings, RpcError, Topics
