@@ -299,7 +299,9 @@ class DeviceAdapter(WriteMixin):
                 raise DeviceTimeout(self._broken)
             return await self._read(block.start, block.count)
 
-    async def _read_block(self, block: ReadBlock) -> list[tuple[ReadBlock, list[int]]]:
+    async def _read_block(
+        self, block: ReadBlock, top: bool = True
+    ) -> list[tuple[ReadBlock, list[int]]]:
         """Read a block; a refused one (exception 2 or 3) is halved down to single points,
         and a single point the device refuses is recorded as unreadable (null)."""
         try:
@@ -310,16 +312,17 @@ class DeviceAdapter(WriteMixin):
             code = exc.code
         parts = split_block(block, self.specs, self.cfg.max_regs)
         if parts:
-            self._warn_once(
-                f"read {block.start}+{block.count} refused (exception {code}); splitting it"
-            )
+            if top:
+                self._warn_once(
+                    f"read {block.start}+{block.count} refused (exception {code}); splitting it"
+                )
             out: list[tuple[ReadBlock, list[int]]] = []
             for part in parts:
-                out.extend(await self._read_block(part))
+                out.extend(await self._read_block(part, False))
             return out
         p = block.points[0]
         if block.count > p.length:  # read with its scale factor: try the point alone
-            return await self._read_block(ReadBlock(p.address, p.length, [p]))
+            return await self._read_block(ReadBlock(p.address, p.length, [p]), False)
         if self.refused.refuse(p.key, block, code, self.clock(), self.wall()):
             self._warn_once(f"{p.key} at {p.address} refused (exception {code}): unreadable")
         self._nulls[p.key] = None

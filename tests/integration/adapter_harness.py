@@ -1,5 +1,5 @@
-"""Runs the simulator (or other Modbus servers) and the Modbus adapters on an asyncio loop in a background thread, so
-tests can use the synchronous MQTT Probe while the site runs.
+"""Runs the simulator (or other Modbus servers) and the Modbus adapters on an asyncio loop
+in a background thread, so tests can use the synchronous MQTT Probe while the site runs.
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ pysunspec2's own client reads from the same simulator.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -14,7 +13,6 @@ import pytest
 
 from tests.integration.adapter_harness import SiteRunner
 from tests.integration.sunspec_oracle import pysunspec2_values, retained, wait_online
-from tests.mqtt_probe import Probe
 
 pytestmark = pytest.mark.broker
 
