@@ -53,9 +53,20 @@ def plan_reads(
             raise ValueError(f"{p.key}: {p.length} registers do not fit one request")
         items.append((lo, hi, p))
     items.sort(key=lambda t: (t[2].address, t[0]))
+    extent: dict[str, int] = {}  # model -> end of its last point
+    for _, hi, p in items:
+        extent[p.model] = max(extent.get(p.model, 0), hi)
     blocks: list[ReadBlock] = []
+    model: str | None = None
     for lo, hi, p in items:
         cur = blocks[-1] if blocks else None
+        if p.model != model:
+            model = p.model
+            if cur is not None and extent[model] - cur.start > max_regs:
+                # A model that does not fit the current request starts its own, so its
+                # points and scale factors can share requests.
+                blocks.append(ReadBlock(lo, hi - lo, [p]))
+                continue
         if cur is not None and cur.start <= p.address and p.end <= cur.end:
             cur.points.append(p)  # already inside the block (e.g. covered for a scale factor)
             continue
