@@ -25,7 +25,14 @@ from adapters.modbus.plan import (
     plan_reads,
     split_block,
 )
-from adapters.modbus.points import PointSpec, Value, decode_raw, engineering
+from adapters.modbus.points import (
+    PointSpec,
+    Value,
+    decode_bytes,
+    decode_raw,
+    engineering,
+    regs_to_bytes,
+)
 from adapters.modbus.refused import RefusedPoints
 from adapters.modbus.writes import WriteMixin
 from adapters.sunspec.discovery import SUNS_MARKER, NotSunSpec, discover
@@ -373,10 +380,18 @@ class DeviceAdapter(WriteMixin):
 
     def _decode(self, block: ReadBlock, regs: list[int]) -> dict[str, Value]:
         out: dict[str, Value] = {}
+        data = regs_to_bytes(regs)
+        start = block.start
+        sfs: dict[str, int | None] = {}  # each scale factor decoded once per block
         for p in block.points:
-            o = p.address - block.start
-            raw = decode_raw(p, regs[o : o + p.length])
-            sf = self._sf(p.sf_key, block, regs) if p.sf_key else None
+            o = 2 * (p.address - start)
+            raw = decode_bytes(p, data[o : o + 2 * p.length])
+            sf = None
+            if p.sf_key is not None:
+                if p.sf_key in sfs:
+                    sf = sfs[p.sf_key]
+                else:
+                    sf = sfs[p.sf_key] = self._sf(p.sf_key, block, regs)
             out[p.key] = engineering(p, raw, sf)
         return out
 

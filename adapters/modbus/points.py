@@ -148,7 +148,7 @@ class PointSpec:
 
 
 def regs_to_bytes(regs: list[int] | tuple[int, ...]) -> bytes:
-    return b"".join((r & 0xFFFF).to_bytes(2, "big") for r in regs)
+    return struct.pack(f">{len(regs)}H", *(r & 0xFFFF for r in regs))
 
 
 def bytes_to_regs(data: bytes) -> list[int]:
@@ -174,10 +174,14 @@ def decode_string(data: bytes) -> str | None:
 
 def decode_raw(spec: PointSpec, regs: list[int] | tuple[int, ...]) -> Value:
     """The raw register value (no scaling); None for a SunSpec not-implemented sentinel."""
-    data = regs_to_bytes(regs)
-    if len(data) < 2 * spec.length:
+    if len(regs) < spec.length:
         raise ValueError(f"{spec.key}: need {spec.length} registers, got {len(regs)}")
-    data = data[: 2 * spec.length]
+    return decode_bytes(spec, regs_to_bytes(regs[: spec.length]))
+
+
+def decode_bytes(spec: PointSpec, data: bytes) -> Value:
+    """`decode_raw` on the point's bytes (2 per register, big-endian as on the wire), so a
+    block's registers are converted to bytes once, not once per point."""
     if spec.type == "string":
         return decode_string(_ordered(spec, data) if not spec.sunspec else data)
     if spec.sunspec:
