@@ -188,6 +188,6 @@ def same_raw(spec: PointSpec, written: Any, read: Any) -> bool:
     """Compare what was written with what came back, at register resolution."""
     if spec.type == "float32" and isinstance(written, float) and isinstance(read, float):
         return struct.pack(">f", written) == struct.pack(">f", read)
-    if isinstance(written, str):
-        return read == written.rstrip("\0 ") or (read is None and written == "")
+    if isinstance(written, str):  # read back under the string contract (topics.md)
+        return bool(read == (written.split("\0", 1)[0].rstrip(" ") or None))
     return bool(written == read)
