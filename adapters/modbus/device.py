@@ -15,6 +15,7 @@ from typing import Any
 
 from adapters.modbus.bus import POLL, ModbusBus
 from adapters.modbus.config import DeviceConfig, PollGroupConfig
+from adapters.modbus.decoder import Decoder
 from adapters.modbus.errors import REFUSED_CODES, DeviceGone, DeviceTimeout, ReadRefused
 from adapters.modbus.plan import (
     PollGroup,
@@ -25,14 +26,7 @@ from adapters.modbus.plan import (
     plan_reads,
     split_block,
 )
-from adapters.modbus.points import (
-    PointSpec,
-    Value,
-    decode_bytes,
-    decode_raw,
-    engineering,
-    regs_to_bytes,
-)
+from adapters.modbus.points import PointSpec, Value
 from adapters.modbus.refused import RefusedPoints
 from adapters.modbus.writes import WriteMixin
 from adapters.sunspec.discovery import SUNS_MARKER, NotSunSpec, discover
@@ -46,7 +40,6 @@ log = logging.getLogger(__name__)
 
 # Default poll groups of a SunSpec device: nameplate-like models once per connection.
 SUNSPEC_DEFAULT_GROUPS = (PollGroupConfig("nameplate", 0.0, ("1/*", "120/*")),)
-SF_LIMIT = 10  # SunSpec scale factors are -10..10; anything else is not implemented
 TS_INTERVAL_S = 1.0
 SESSION_EXPIRY_S = 60
 
@@ -86,7 +79,7 @@ class DeviceAdapter(WriteMixin):
         self.topic_of: dict[str, str] = {}
         self.groups: list[PollGroup] = []
         self.values: dict[str, Value] = {}
-        self.sf_values: dict[str, int | None] = {}
+        self.decoder = Decoder()
         self.meta: dict[str, Any] | None = None
         self.filter = PublishFilter(cfg.refresh_s, cfg.deadband, dict(cfg.deadbands))
         self.expiry_s = int(3 * cfg.refresh_s)
@@ -174,7 +167,7 @@ class DeviceAdapter(WriteMixin):
                     self._warn_once(note)
         self._set_layout(specs, kind, models, identity, missing, extra)
         self.filter.forget()
-        self.sf_values.clear()
+        self.decoder.sf_values.clear()
         now = self.clock()
         for g in self.groups:
             g.next_due, g.done_once = now, False
@@ -201,7 +194,7 @@ class DeviceAdapter(WriteMixin):
         new = {p.key: p for p in specs}
         if new == self.specs and self.groups:
             return  # same device: keep what was learned (split blocks, unreadable points)
-        self.specs = new
+        self.specs = self.decoder.specs = new
         self.missing = list(missing or ())
         self.refused.clear()
         self.topic_of = {k: self._topic(p) for k, p in new.items()}
@@ -291,7 +284,7 @@ class DeviceAdapter(WriteMixin):
         reads.extend(await self._retry_refused())
         self.polls += 1
         self.last_good_poll = self.wall()
-        decoded = self._decode_all(reads)
+        decoded = self.decoder.decode_all(reads)
         decoded.update(self._nulls)
         if self._nulls or self._restored:
             self._restored = False
@@ -352,47 +345,6 @@ class DeviceAdapter(WriteMixin):
             g.blocks.append(block)
             g.blocks.sort(key=lambda b: b.start)
             out.append((block, regs))
-        return out
-
-    def _sf(self, key: str, block: ReadBlock, regs: list[int]) -> int | None:
-        sf_spec = self.specs.get(key)
-        if sf_spec is None:
-            return None
-        if block.start <= sf_spec.address and sf_spec.end <= block.end:
-            o = sf_spec.address - block.start
-            raw = decode_raw(sf_spec, regs[o : o + sf_spec.length])
-            sf = raw if isinstance(raw, int) and abs(raw) <= SF_LIMIT else None
-            self.sf_values[key] = sf
-            return sf
-        return self.sf_values.get(key)
-
-    def _decode_all(self, reads: list[tuple[ReadBlock, list[int]]]) -> dict[str, Value]:
-        """Scale factors first, so a point whose SF sits in another request of the same
-        poll is decoded with that poll's SF."""
-        for block, regs in reads:
-            for p in block.points:
-                if p.is_sf:
-                    self._sf(p.key, block, regs)
-        out: dict[str, Value] = {}
-        for block, regs in reads:
-            out.update(self._decode(block, regs))
-        return out
-
-    def _decode(self, block: ReadBlock, regs: list[int]) -> dict[str, Value]:
-        out: dict[str, Value] = {}
-        data = regs_to_bytes(regs)
-        start = block.start
-        sfs: dict[str, int | None] = {}  # each scale factor decoded once per block
-        for p in block.points:
-            o = 2 * (p.address - start)
-            raw = decode_bytes(p, data[o : o + 2 * p.length])
-            sf = None
-            if p.sf_key is not None:
-                if p.sf_key in sfs:
-                    sf = sfs[p.sf_key]
-                else:
-                    sf = sfs[p.sf_key] = self._sf(p.sf_key, block, regs)
-            out[p.key] = engineering(p, raw, sf)
         return out
 
     # -- publishing ------------------------------------------------------------------------

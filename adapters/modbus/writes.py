@@ -11,6 +11,7 @@ from typing import Any
 
 from adapters.modbus.bus import WRITE, ModbusBus
 from adapters.modbus.config import DeviceConfig
+from adapters.modbus.decoder import Decoder
 from adapters.modbus.errors import (
     DEFINITIVE_CODES,
     BadAnswer,
@@ -44,14 +45,12 @@ class WriteMixin:
     clock: Callable[[], float]
     _broken: str | None
     _last_request: float
+    decoder: Decoder
 
     def _set_online(self, online: bool) -> None:
         raise NotImplementedError
 
     async def _read(self, address: int, count: int) -> list[int]:
-        raise NotImplementedError
-
-    def _sf(self, key: str, block: ReadBlock, regs: list[int]) -> int | None:
         raise NotImplementedError
 
     def _publish_values(self, decoded: dict[str, Value]) -> None:
@@ -142,7 +141,7 @@ class WriteMixin:
                         raise RpcError("offline", f"{self.name} is offline")
                     sf: int | None = None
                     if sf_spec is not None:
-                        sf = self._sf(
+                        sf = self.decoder.sf(
                             sf_spec.key, block, await self._read(block.start, block.count)
                         )
                     raw = to_raw(spec, value, sf)
@@ -150,7 +149,7 @@ class WriteMixin:
                     await self.bus.write(spec.address, encode_raw(spec, raw))
                     regs = await self._read(block.start, block.count)
                 rb = decode_raw(spec, regs[spec.address - lo : spec.end - lo])
-                rb_sf = self._sf(sf_spec.key, block, regs) if sf_spec is not None else None
+                rb_sf = self.decoder.sf(sf_spec.key, block, regs) if sf_spec is not None else None
                 v = engineering(spec, rb, rb_sf)
                 self._publish_values({spec.key: v})
                 ok, how = self._confirmed(spec, raw, rb, value, v)
