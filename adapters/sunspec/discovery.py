@@ -16,7 +16,7 @@ from typing import Any
 
 from adapters.modbus.errors import REFUSED_CODES, ReadRefused
 from adapters.modbus.points import decode_raw
-from adapters.sunspec.layout import LayoutError, ModelLayout, UnknownModel, build_layout
+from adapters.sunspec.layout import LayoutError, ModelLayout, build_layout, unusable
 
 SUNS_MARKER = (0x5375, 0x6E53)
 END_ID = 0xFFFF
@@ -144,6 +144,12 @@ async def discover(
         if bad is not None:
             end = bad
             break
+        skip = unusable(mid)
+        if skip is not None:  # not read at all: vendor areas often refuse reads
+            chain.append(ChainEntry(mid, addr, length, False, skip))
+            notes.append(f"model {mid} at {addr} (L={length}): {skip}, skipped")
+            addr += length + 2
+            continue
         body, refused = await read_tolerant(read, addr + 2, length, max_read)
         if refused:
             notes.append(
@@ -152,9 +158,6 @@ async def discover(
         regs = header + body
         try:
             layout = build_layout(mid, addr, length, regs, instance=seen.get(mid, 0) + 1)
-        except UnknownModel as exc:
-            chain.append(ChainEntry(mid, addr, length, False, exc.reason))
-            notes.append(f"model {mid} at {addr} (L={length}): {exc.reason}, skipped")
         except LayoutError as exc:
             chain.append(ChainEntry(mid, addr, length, False, str(exc)))
             notes.append(f"model {mid} at {addr} (L={length}): {exc}, skipped")

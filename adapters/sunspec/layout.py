@@ -72,14 +72,23 @@ def _size(gdef: dict[str, Any]) -> tuple[int, int]:
     return fixed, repeat
 
 
+def unusable(model_id: int) -> str | None:
+    """Why a model id cannot be decoded (so its registers need not be read), or None."""
+    if model_id in VENDOR_IDS:
+        return "vendor model"
+    try:
+        ss_device.get_model_def(model_id)
+    except Exception:  # pysunspec2 raises bare errors for ids it has no file for
+        return "no definition in pysunspec2"
+    return None
+
+
 def _model(model_id: int, length: int, regs: list[int]) -> tuple[Any, int]:
     """pysunspec2's model for a device-declared length; (model, length laid out)."""
-    try:
-        model_def = ss_device.get_model_def(model_id)
-    except Exception:  # pysunspec2 raises bare errors for ids it has no file for
-        model_def = None
-    if model_def is None:
-        raise UnknownModel(model_id, "no definition in pysunspec2")
+    reason = unusable(model_id)
+    if reason is not None:
+        raise UnknownModel(model_id, reason)
+    model_def = ss_device.get_model_def(model_id)
     data = regs_to_bytes(regs)
     try:
         return ss_device.Model(model_id=model_id, model_len=length, data=data), length
@@ -108,8 +117,6 @@ def build_layout(
     The registers are needed because a repeating group's count can be a point of the model.
     Raises UnknownModel for ids without a usable definition.
     """
-    if model_id in VENDOR_IDS:
-        raise UnknownModel(model_id, "vendor model")
     model, laid_out = _model(model_id, length, regs)
     mkey = model_key(model_id, instance)
     specs: list[PointSpec] = []
