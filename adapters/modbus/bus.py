@@ -158,21 +158,22 @@ class ModbusBus:
 
         A busy device (exception 6, or 5 acknowledge) is asked again with backoff for up to
         `offline_budget_s`; still busy after that counts as no answer."""
-        waited = 0.0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.cfg.offline_budget_s
         for attempt in itertools.count():
             try:
                 return await self._read(address, count)
             except ReadRefused as exc:
                 if exc.code not in BUSY_CODES:
                     raise
-                delay = min(BUSY_MIN_S * 2**attempt, self.cfg.offline_budget_s - waited)
+                delay = min(BUSY_MIN_S * 2**attempt, deadline - loop.time())
                 if delay <= 0:
                     raise DeviceTimeout(
-                        f"read {address}+{count}: busy for {waited:.2f} s (exception {exc.code})"
+                        f"read {address}+{count}: still busy (exception {exc.code}) after"
+                        f" {self.cfg.offline_budget_s:g} s"
                     ) from None
                 log.debug("read %s+%s: busy (exception %s), asking again", address, count, exc.code)
                 await asyncio.sleep(delay)
-                waited += delay
         raise AssertionError("unreachable")
 
     async def _read(self, address: int, count: int) -> list[int]:

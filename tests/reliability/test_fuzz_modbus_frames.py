@@ -256,9 +256,10 @@ def test_bus_reads_malformed_frames(script: list[Frame], count_: int) -> None:
     async def main() -> None:
         server = EvilServer(script)
         await server.start()
-        cfg = _device_cfg(server.port)
+        cfg = _device_cfg(server.port, offline_budget_s=0.2)
         bus = ModbusBus(cfg)
-        bound = cfg.timeout_s * (cfg.retries + 1) + 0.5
+        # A busy answer (exception 5 or 6) is asked again for up to offline_budget_s.
+        bound = cfg.offline_budget_s + cfg.timeout_s * (cfg.retries + 1) + 0.5
         try:
             await _reconnect(bus)
             for _ in range(len(script) + 1):  # the last read gets GOOD: the device recovered
