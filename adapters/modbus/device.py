@@ -193,7 +193,15 @@ class DeviceAdapter(WriteMixin):
     ) -> None:
         new = {p.key: p for p in specs}
         if new == self.specs and self.groups:
-            return  # same device: keep what was learned (split blocks, unreadable points)
+            # Same device: keep what was learned (split blocks, unreadable points).
+            if (
+                self.meta is not None
+                and extra
+                and any(self.meta.get(k) != v for k, v in extra.items())
+            ):
+                self.meta.update(extra)
+                self._publish_meta()
+            return
         self.specs = self.decoder.specs = new
         self.missing = list(missing or ())
         self.refused.clear()
