@@ -290,16 +290,23 @@ class DeviceAdapter(WriteMixin):
             if not g.once:
                 g.next_due = max(g.next_due + g.period_s, now)
         reads.extend(await self._retry_refused())
+        if self.specs and len(self.refused.points) == len(self.specs):
+            # Nothing left to read: a device that refuses everything is not online.
+            self._publish_unreadable()
+            raise DeviceTimeout(f"the device refuses every point ({len(self.specs)})")
         self.polls += 1
         self.last_good_poll = self.wall()
         decoded = self.decoder.decode_all(reads)
         decoded.update(self._nulls)
         if self._nulls or self._restored:
-            self._restored = False
-            assert self.meta is not None
+            self._publish_unreadable()
+        self._publish_values(decoded)
+
+    def _publish_unreadable(self) -> None:
+        self._restored = False
+        if self.meta is not None:
             self.meta["unreadable"] = self.refused.meta()
             self._publish_meta()
-        self._publish_values(decoded)
 
     async def _read_once(self, block: ReadBlock) -> list[int]:
         async with self.bus.lock.hold(POLL):

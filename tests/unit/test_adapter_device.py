@@ -211,3 +211,11 @@ def test_busy_answers_are_retried_with_backoff_within_the_offline_budget() -> No
     answers[:] = [ReadRefused(2)]
     with pytest.raises(ReadRefused):  # not busy: no retry
         asyncio.run(bus.read(0, 2))
+
+
+def test_a_device_that_refuses_every_point_is_not_online() -> None:
+    fake = FakeRegs(missing=set(range(0, 20)))
+    a = adapter(fake, refused_retry_min_s=10)
+    with pytest.raises(DeviceTimeout, match="refuses every point"):
+        asyncio.run(a._poll(a.groups))
+    assert a.meta is not None and set(a.meta["unreadable"]) == {"pm/A", "pm/B", "pm/C"}
