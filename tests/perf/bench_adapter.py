@@ -239,7 +239,7 @@ async def count_startup(port: int, sim_ports: dict[str, int]) -> tuple[int, int]
         probe.close()
 
 
-def main(polls: int = 400) -> dict[str, Any]:
+def main(polls: int = 200) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="bench-adapter-"))
     broker = MosquittoProcess(workdir=work)
     broker.start()
@@ -289,7 +289,9 @@ def main(polls: int = 400) -> dict[str, Any]:
             stop.set()
             await asyncio.gather(*tasks)
             res.update(phases)
-            writes = await bench_writes(await _adapters(broker.port, sim_ports), broker.port, polls)
+            writes = await bench_writes(
+                await _adapters(broker.port, sim_ports), broker.port, min(polls, 100)
+            )
             return res, writes
 
         res, writes = asyncio.run(run())
@@ -351,4 +353,4 @@ def test_bench_adapter() -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 400)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 200)
