@@ -294,6 +294,6 @@ def test_device_busy_for_good_goes_offline_within_budget(broker: Any, probe_fact
         t0 = time.monotonic()
         site.do(setattr, faults, "busy_all", True)
         probe.wait_for(f"{ROOT}/dev/status", lambda m: m.payload == b"offline", timeout=2)
-        assert time.monotonic() - t0 < 0.6 + 0.3
+        assert time.monotonic() - t0 < 0.6 + 0.5  # the budget, one poll period and slack
         site.do(setattr, faults, "busy_all", False)
         probe.wait_for(f"{ROOT}/dev/status", lambda m: m.payload == b"online", timeout=5)
