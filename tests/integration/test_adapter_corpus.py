@@ -5,6 +5,7 @@ real broker. Every retained point must equal pysunspec2's own decoding of the sa
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -71,6 +72,11 @@ def test_every_corpus_image_decodes_like_pysunspec2(broker: Any, probe_factory: 
             assert m["end"] == "marker" and m["unreadable"] == {} and m["missing"] == []
             assert all(c["decoded"] for c in m["chain"]), m["chain"]
             assert set(m["points"]) == set(want)
+            # Read plans: no register read twice in a poll, every point in one request.
+            groups = site.adapters[name].groups
+            spans = sorted((b.start, b.end) for g in groups for b in g.blocks)
+            assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), (name, spans)
+            assert sum(len(b.points) for g in groups for b in g.blocks) == len(want)
         assert report == {n: {} for n in images}
         assert compared > 1000  # every point of eight devices, 1 to 713 and test models
         # Model 1 with L=65 (pysunspec's device 2) and with L=66 (every other image).
