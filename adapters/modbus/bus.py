@@ -18,27 +18,13 @@ from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.framer import FramerType
 
 from adapters.modbus.config import DeviceConfig
-from adapters.sunspec.discovery import ReadRefused
+from adapters.modbus.errors import BUSY_CODES, BadAnswer, DeviceGone, DeviceTimeout, ReadRefused
 
 log = logging.getLogger(__name__)
 
 WRITE = 0  # priorities: lower goes first
 POLL = 1
-# Modbus exception codes that no retry will change: function, address, value.
-DEFINITIVE_CODES = frozenset({1, 2, 3})
-
-
-class DeviceTimeout(Exception):
-    """No answer within the Modbus timeout (a dead or frozen device)."""
-
-
-class DeviceGone(Exception):
-    """No connection to the device."""
-
-
-class BadAnswer(DeviceTimeout):
-    """An answer that is not one to our request (wrong function code or register count).
-    Handled like no answer: the connection cannot be trusted any more."""
+BUSY_MIN_S = 0.01  # first wait after a busy answer; doubles
 
 
 def build_client(cfg: DeviceConfig) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
@@ -168,7 +154,29 @@ class ModbusBus:
         return c
 
     async def read(self, address: int, count: int) -> list[int]:
-        """Holding registers. Raises ReadRefused (Modbus exception), DeviceTimeout, DeviceGone."""
+        """Holding registers. Raises ReadRefused (Modbus exception), DeviceTimeout, DeviceGone.
+
+        A busy device (exception 6, or 5 acknowledge) is asked again with backoff for up to
+        `offline_budget_s`; still busy after that counts as no answer."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.cfg.offline_budget_s
+        for attempt in itertools.count():
+            try:
+                return await self._read(address, count)
+            except ReadRefused as exc:
+                if exc.code not in BUSY_CODES:
+                    raise
+                delay = min(BUSY_MIN_S * 2**attempt, deadline - loop.time())
+                if delay <= 0:
+                    raise DeviceTimeout(
+                        f"read {address}+{count}: still busy (exception {exc.code}) after"
+                        f" {self.cfg.offline_budget_s:g} s"
+                    ) from None
+                log.debug("read %s+%s: busy (exception %s), asking again", address, count, exc.code)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _read(self, address: int, count: int) -> list[int]:
         c = self._live()
         self.requests += 1
         try:

@@ -64,6 +64,8 @@ class DeviceConfig:
     write_attempts: int = 2
     write_wait_s: float = 0.05
     write_budget_s: float = 2.0
+    refused_retry_min_s: float = 60.0
+    refused_retry_max_s: float = 3600.0
     self_clearing: tuple[str, ...] = ("802/AlmRst",)
     readback_tolerance: dict[str, float] = field(default_factory=dict)
     limits: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -153,6 +155,14 @@ class DeviceSchema(Schema):
     write_attempts = fields.Integer(load_default=2, validate=validate.Range(1, 10))
     write_wait_s = fields.Float(load_default=0.05, validate=validate.Range(0, 10))
     write_budget_s = fields.Float(load_default=2.0, validate=_pos("write_budget_s", 30))
+    refused_retry_min_s = fields.Float(
+        load_default=60.0,
+        validate=_pos("refused_retry_min_s", 86400),
+        metadata={"doc": "first retry of a point the device refuses; doubles up to the max"},
+    )
+    refused_retry_max_s = fields.Float(
+        load_default=3600.0, validate=_pos("refused_retry_max_s", 86400)
+    )
 
     self_clearing = fields.List(
         fields.String(validate=validate.Length(min=1)),
@@ -201,6 +211,8 @@ class DeviceSchema(Schema):
             ]
         if data.get("reconnect_min_s", 0.1) > data.get("reconnect_max_s", 2.0):
             errors["reconnect_min_s"] = ["must not exceed reconnect_max_s"]
+        if data.get("refused_retry_min_s", 60.0) > data.get("refused_retry_max_s", 3600.0):
+            errors["refused_retry_min_s"] = ["must not exceed refused_retry_max_s"]
         groups = data.get("poll_groups") or []
         names = [g.name for g in groups]
         dupes = sorted({n for n in names if names.count(n) > 1})

@@ -9,58 +9,44 @@ import asyncio
 import contextlib
 import logging
 import math
-import struct
 import time
 from collections.abc import Callable
 from typing import Any
 
-from adapters.modbus.bus import (
-    DEFINITIVE_CODES,
-    POLL,
-    WRITE,
-    BadAnswer,
-    DeviceGone,
-    DeviceTimeout,
-    ModbusBus,
-)
+from adapters.modbus.bus import POLL, ModbusBus
 from adapters.modbus.config import DeviceConfig, PollGroupConfig
+from adapters.modbus.decoder import Decoder
+from adapters.modbus.errors import REFUSED_CODES, DeviceGone, DeviceTimeout, ReadRefused
 from adapters.modbus.plan import (
     PollGroup,
     PublishFilter,
     ReadBlock,
     assign_groups,
     backoff,
-    matches,
     plan_reads,
+    split_block,
 )
-from adapters.modbus.points import (
-    EncodeError,
-    PointSpec,
-    Value,
-    decode_raw,
-    encode_raw,
-    engineering,
-    to_raw,
-)
-from adapters.sunspec.discovery import SUNS_MARKER, NotSunSpec, ReadRefused, discover
+from adapters.modbus.points import PointSpec, Value
+from adapters.modbus.refused import RefusedPoints
+from adapters.modbus.writes import WriteMixin
+from adapters.sunspec.discovery import SUNS_MARKER, NotSunSpec, discover
 from adapters.sunspec.layout import LayoutError
 from edge.mqtt import jsonutil
 from edge.mqtt.client import BrokerSettings, MqttClient, Will
-from edge.mqtt.rpc import Request, RpcError, serve
+from edge.mqtt.rpc import serve
 from edge.mqtt.topics import Topics
 
 log = logging.getLogger(__name__)
 
 # Default poll groups of a SunSpec device: nameplate-like models once per connection.
 SUNSPEC_DEFAULT_GROUPS = (PollGroupConfig("nameplate", 0.0, ("1/*", "120/*")),)
-SF_LIMIT = 10  # SunSpec scale factors are -10..10; anything else is garbage
 TS_INTERVAL_S = 1.0
 SESSION_EXPIRY_S = 60
 
 DeviceFailure = (DeviceTimeout, DeviceGone, NotSunSpec, LayoutError)
 
 
-class DeviceAdapter:
+class DeviceAdapter(WriteMixin):
     """Serves one device until `stop` is set. `clock`/`wall` are injectable for tests."""
 
     def __init__(
@@ -93,7 +79,7 @@ class DeviceAdapter:
         self.topic_of: dict[str, str] = {}
         self.groups: list[PollGroup] = []
         self.values: dict[str, Value] = {}
-        self.sf_values: dict[str, int | None] = {}
+        self.decoder = Decoder()
         self.meta: dict[str, Any] | None = None
         self.filter = PublishFilter(cfg.refresh_s, cfg.deadband, dict(cfg.deadbands))
         self.expiry_s = int(3 * cfg.refresh_s)
@@ -103,6 +89,12 @@ class DeviceAdapter:
         self._probe: ReadBlock | None = None
         self._broken: str | None = None
         self._in_error = False
+        self._warned: set[str] = set()
+        self.missing: list[PointSpec] = []  # beyond a short model's L: always null
+        self.group_of: dict[str, PollGroup] = {}
+        self.refused = RefusedPoints(cfg.refused_retry_min_s, cfg.refused_retry_max_s)
+        self._nulls: dict[str, Value] = {}  # points found unreadable during this poll
+        self._restored = False
         self.polls = 0
         self.published = 0
 
@@ -151,6 +143,8 @@ class DeviceAdapter:
         """Connect, (re)discover and read everything: fresh scale factors, fresh nameplate."""
         self._broken = None
         await self.bus.connect()
+        extra: dict[str, Any] = {}
+        missing: list[PointSpec] = []
         async with self.bus.lock.hold(POLL):
             if self.pointmap is not None:
                 specs = list(self.pointmap)
@@ -159,13 +153,21 @@ class DeviceAdapter:
             else:
                 dmap = await discover(self._read, tuple(self.cfg.base_addresses), self.cfg.max_regs)
                 specs = [p for m in dmap.models for p in m.points]
+                missing = [p for m in dmap.models for p in m.missing]
                 kind = "sunspec"
                 models = [m.model_id if m.instance == 1 else m.key for m in dmap.models]
                 identity = dmap.identity
                 self._probe = ReadBlock(dmap.base, 2)
-        self._set_layout(specs, kind, models, identity)
+                extra = {
+                    "chain": [c.meta() for c in dmap.chain],
+                    "end": dmap.end,
+                    "missing": [p.key for p in missing],
+                }
+                for note in dmap.notes:
+                    self._warn_once(note)
+        self._set_layout(specs, kind, models, identity, missing, extra)
         self.filter.forget()
-        self.sf_values.clear()
+        self.decoder.sf_values.clear()
         now = self.clock()
         for g in self.groups:
             g.next_due, g.done_once = now, False
@@ -175,19 +177,43 @@ class DeviceAdapter:
         self._in_error = False
         self._set_online(True)
 
+    def _warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            log.warning("%s: %s", self.name, message)
+
     def _set_layout(
-        self, specs: list[PointSpec], kind: str, models: list[Any], identity: dict[str, Any]
+        self,
+        specs: list[PointSpec],
+        kind: str,
+        models: list[Any],
+        identity: dict[str, Any],
+        missing: list[PointSpec] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         new = {p.key: p for p in specs}
         if new == self.specs and self.groups:
+            # Same device: keep what was learned (split blocks, unreadable points).
+            if (
+                self.meta is not None
+                and extra
+                and any(self.meta.get(k) != v for k, v in extra.items())
+            ):
+                self.meta.update(extra)
+                self._publish_meta()
             return
-        self.specs = new
+        self.specs = self.decoder.specs = new
+        self.missing = list(missing or ())
+        self.refused.clear()
         self.topic_of = {k: self._topic(p) for k, p in new.items()}
+        self.topic_of.update((p.key, self._topic(p)) for p in self.missing)
         self.values = {k: v for k, v in self.values.items() if k in new}
+        self.values.update((p.key, None) for p in self.missing)
         groups = self.cfg.poll_groups
         if groups is None:
             groups = SUNSPEC_DEFAULT_GROUPS if kind == "sunspec" else ()
         self.groups = assign_groups(specs, groups, self.cfg.poll_s)
+        self.group_of = {p.key: g for g in self.groups for p in g.points}
         for g in self.groups:
             g.blocks = plan_reads(g.points, self.specs, self.cfg.max_regs, self.cfg.max_gap)
         if self.pointmap is not None and self.groups:
@@ -201,6 +227,8 @@ class DeviceAdapter:
             "points": {
                 k: {"unit": p.unit, "type": p.type, "access": p.access} for k, p in new.items()
             },
+            **(extra or {}),
+            "unreadable": {},
         }
         self._publish_meta()
 
@@ -247,66 +275,105 @@ class DeviceAdapter:
             await _sleep(stop, max(0.0, wake - self.clock()))
 
     async def _poll(self, groups: list[PollGroup]) -> None:
-        decoded: dict[str, Value] = {}
+        reads: list[tuple[ReadBlock, list[int]]] = []
+        self._nulls = {}
         for g in groups:
             for block in list(g.blocks):
-                try:
-                    async with self.bus.lock.hold(POLL):
-                        if self._broken:
-                            raise DeviceTimeout(self._broken)
-                        regs = await self._read(block.start, block.count)
-                except ReadRefused as exc:
-                    if exc.code != 2 or len(block.points) < 2:
-                        raise
-                    # The device refuses a bridged gap: read its points one by one from now on.
-                    log.warning("%s: %s; reading its points separately", self.name, exc)
+                parts = await self._read_block(block)
+                if len(parts) != 1 or parts[0][0] is not block:
+                    # Refused: from now on read the parts that answered (see _read_block).
                     i = g.blocks.index(block)
-                    g.blocks[i : i + 1] = parts = plan_reads(
-                        block.points, self.specs, self.cfg.max_regs, max_gap=0
-                    )
-                    for part in parts:
-                        async with self.bus.lock.hold(POLL):
-                            regs = await self._read(part.start, part.count)
-                        decoded.update(self._decode(part, regs))
-                    continue
-                decoded.update(self._decode(block, regs))
+                    g.blocks[i : i + 1] = [b for b, _ in parts]
+                reads.extend(parts)
             now = self.clock()
             g.done_once = True
             if not g.once:
                 g.next_due = max(g.next_due + g.period_s, now)
+        reads.extend(await self._retry_refused())
+        if self.specs and len(self.refused.points) == len(self.specs):
+            # Nothing left to read: a device that refuses everything is not online.
+            self._publish_unreadable()
+            raise DeviceTimeout(f"the device refuses every point ({len(self.specs)})")
         self.polls += 1
         self.last_good_poll = self.wall()
+        decoded = self.decoder.decode_all(reads)
+        decoded.update(self._nulls)
+        if self._nulls or self._restored:
+            self._publish_unreadable()
         self._publish_values(decoded)
 
-    def _sf(self, key: str, block: ReadBlock, regs: list[int]) -> int | None:
-        sf_spec = self.specs.get(key)
-        if sf_spec is None:
-            return None
-        if block.start <= sf_spec.address and sf_spec.end <= block.end:
-            o = sf_spec.address - block.start
-            raw = decode_raw(sf_spec, regs[o : o + sf_spec.length])
-            sf = raw if isinstance(raw, int) and abs(raw) <= SF_LIMIT else None
-            self.sf_values[key] = sf
-            return sf
-        return self.sf_values.get(key)
+    def _publish_unreadable(self) -> None:
+        self._restored = False
+        if self.meta is not None:
+            self.meta["unreadable"] = self.refused.meta()
+            self._publish_meta()
 
-    def _decode(self, block: ReadBlock, regs: list[int]) -> dict[str, Value]:
-        out: dict[str, Value] = {}
-        for p in block.points:
-            o = p.address - block.start
-            raw = decode_raw(p, regs[o : o + p.length])
-            sf = self._sf(p.sf_key, block, regs) if p.sf_key else None
-            out[p.key] = engineering(p, raw, sf)
+    async def _read_once(self, block: ReadBlock) -> list[int]:
+        async with self.bus.lock.hold(POLL):
+            if self._broken:
+                raise DeviceTimeout(self._broken)
+            return await self._read(block.start, block.count)
+
+    async def _read_block(
+        self, block: ReadBlock, top: bool = True
+    ) -> list[tuple[ReadBlock, list[int]]]:
+        """Read a block; a refused one (exception 2 or 3) is halved down to single points,
+        and a single point the device refuses is recorded as unreadable (null)."""
+        try:
+            return [(block, await self._read_once(block))]
+        except ReadRefused as exc:
+            if exc.code not in REFUSED_CODES:
+                raise
+            code = exc.code
+        parts = split_block(block, self.specs, self.cfg.max_regs)
+        if parts:
+            if top:
+                self._warn_once(
+                    f"read {block.start}+{block.count} refused (exception {code}); splitting it"
+                )
+            out: list[tuple[ReadBlock, list[int]]] = []
+            for part in parts:
+                out.extend(await self._read_block(part, False))
+            return out
+        p = block.points[0]
+        if block.count > p.length:  # read with its scale factor: try the point alone
+            return await self._read_block(ReadBlock(p.address, p.length, [p]), False)
+        if self.refused.refuse(p.key, block, code, self.clock(), self.wall()):
+            self._warn_once(f"{p.key} at {p.address} refused (exception {code}): unreadable")
+        self._nulls[p.key] = None
+        return []
+
+    async def _retry_refused(self) -> list[tuple[ReadBlock, list[int]]]:
+        out: list[tuple[ReadBlock, list[int]]] = []
+        for key, block in self.refused.due(self.clock()):
+            try:
+                regs = await self._read_once(block)
+            except ReadRefused as exc:
+                if exc.code not in REFUSED_CODES:
+                    raise
+                self.refused.refuse(key, block, exc.code, self.clock(), self.wall())
+                continue
+            self.refused.restored(key)
+            self._restored = True
+            log.info("%s: %s is readable again", self.name, key)
+            g = self.group_of[key]
+            g.blocks.append(block)
+            g.blocks.sort(key=lambda b: b.start)
+            out.append((block, regs))
         return out
 
     # -- publishing ------------------------------------------------------------------------
     def _publish_values(self, decoded: dict[str, Value]) -> None:
         self.values.update(decoded)
-        for k, v in decoded.items():
+        first = self.filter.last_refresh is None
+        for k, v in (self.values if first else decoded).items():
             if self.filter.changed(k, v):
                 self._pub_value(k, v)
         now = self.clock()
-        if self.filter.refresh_due(now):
+        if first:  # everything was just published: that is the first full refresh
+            self.filter.last_refresh = now
+            self._publish_ts()
+        elif self.filter.refresh_due(now):
             self._publish_all()
         elif now - self._last_ts_pub >= TS_INTERVAL_S:
             self._publish_ts()
@@ -354,142 +421,6 @@ class DeviceAdapter:
         self._publish_meta()
         if self.online:
             self._publish_all()
-
-    # -- writes ----------------------------------------------------------------------------
-    def _confirmed(
-        self, spec: PointSpec, raw: Any, rb: Any, value: Any, v: Value
-    ) -> tuple[bool, str]:
-        """Is the read-back a confirmation of the write? (B5: 0 included, never assumed.)
-
-        Exact match, or for configured points: a self-clearing command read back as 0, or
-        a value the device moves by itself (a countdown) within its tolerance.
-        """
-        if same_raw(spec, raw, rb):
-            return True, ""
-        if rb == 0 and any(matches(spec.key, p) for p in self.cfg.self_clearing):
-            return True, "self_cleared"
-        tol = next(
-            (t for p, t in self.cfg.readback_tolerance.items() if matches(spec.key, p)), None
-        )
-        if (
-            tol is not None
-            and isinstance(v, (int, float))
-            and isinstance(value, (int, float))
-            and abs(v - value) <= tol
-        ):
-            return True, "within_tolerance"
-        return False, ""
-
-    async def _on_set(self, request: Request) -> dict[str, Any]:
-        try:
-            _, model, point = self.topics.parse_set(request.topic)
-        except ValueError as exc:
-            raise RpcError("unknown_point", str(exc)) from None
-        key = f"{model}/{point}"
-        spec = self.specs.get(key)
-        if spec is None:
-            if not self.specs and not self.online:
-                raise RpcError("offline", f"{self.name} is offline (its points are not known yet)")
-            raise RpcError("unknown_point", f"{self.name} has no point {key}")
-        if not spec.writable:
-            raise RpcError("not_writable", f"{key} is read-only")
-        if "value" not in request.body:
-            raise RpcError("invalid_payload", "value: missing")
-        value = request.body["value"]
-        if value is None:
-            raise RpcError("invalid_payload", f"value: null cannot be written to {key}")
-        numeric = isinstance(value, int | float) and not isinstance(value, bool)
-        if not (isinstance(value, str) if spec.is_string else numeric):
-            want = "a string" if spec.is_string else "a number"
-            raise RpcError(
-                "invalid_payload", f"value: {key} needs {want}, got {type(value).__name__}"
-            )
-        limit = next((lim for pat, lim in self.cfg.limits.items() if matches(key, pat)), None)
-        if limit is not None and not spec.is_string and not limit[0] <= value <= limit[1]:
-            raise RpcError(
-                "out_of_range",
-                f"{key}: {value} is outside the site limits {limit[0]:g}..{limit[1]:g}",
-            )
-        if not self.online:
-            raise RpcError("offline", f"{self.name} is offline")
-        try:
-            async with asyncio.timeout(self.cfg.write_budget_s):
-                return await self._write(spec, value)
-        except TimeoutError:
-            raise RpcError(
-                "timeout", f"{key}: no answer within {self.cfg.write_budget_s:g} s"
-            ) from None
-
-    async def _write(self, spec: PointSpec, value: Any) -> dict[str, Any]:
-        attempts = spec.write_attempts or self.cfg.write_attempts
-        wait = spec.write_wait_s if spec.write_wait_s is not None else self.cfg.write_wait_s
-        sf_spec = self.specs.get(spec.sf_key) if spec.sf_key else None
-        lo, hi = spec.address, spec.end
-        if (
-            sf_spec is not None
-            and max(hi, sf_spec.end) - min(lo, sf_spec.address) <= self.cfg.max_regs
-        ):
-            lo, hi = min(lo, sf_spec.address), max(hi, sf_spec.end)
-        block = ReadBlock(lo, hi - lo, [spec])
-        last: RpcError | None = None
-        for attempt in range(attempts):
-            if attempt:
-                await asyncio.sleep(wait)
-            try:
-                async with self.bus.lock.hold(WRITE):
-                    if self._broken or not self.online:
-                        raise RpcError("offline", f"{self.name} is offline")
-                    sf: int | None = None
-                    if sf_spec is not None:
-                        sf = self._sf(
-                            sf_spec.key, block, await self._read(block.start, block.count)
-                        )
-                    raw = to_raw(spec, value, sf)
-                    self._last_request = self.clock()
-                    await self.bus.write(spec.address, encode_raw(spec, raw))
-                    regs = await self._read(block.start, block.count)
-                rb = decode_raw(spec, regs[spec.address - lo : spec.end - lo])
-                rb_sf = self._sf(sf_spec.key, block, regs) if sf_spec is not None else None
-                v = engineering(spec, rb, rb_sf)
-                self._publish_values({spec.key: v})
-                ok, how = self._confirmed(spec, raw, rb, value, v)
-                if ok:
-                    reply: dict[str, Any] = {"value": v, "raw": rb}
-                    if how:
-                        reply["readback"] = how
-                    return reply
-                last = RpcError(
-                    "device_error", f"{spec.key}: read back {rb!r} after writing {raw!r}", raw=rb
-                )
-            except EncodeError as exc:
-                raise RpcError(exc.code, str(exc)) from None
-            except ReadRefused as exc:
-                last = RpcError(
-                    "device_error", f"{spec.key}: device refused: {exc}", modbus_code=exc.code
-                )
-                if exc.code in DEFINITIVE_CODES:
-                    raise last from None
-            except BadAnswer as exc:
-                self._broken = f"bad answer: {exc}"
-                self._set_online(False)  # the stream is out of step; the poll loop reconnects
-                raise RpcError("device_error", f"{spec.key}: {exc}") from None
-            except DeviceTimeout as exc:
-                self._broken = f"write timed out: {exc}"
-                self._set_online(False)  # announce now; the poll loop reconnects
-                raise RpcError("timeout", f"{spec.key}: {exc}") from None
-            except DeviceGone as exc:
-                raise RpcError("offline", f"{self.name}: {exc}") from None
-        assert last is not None
-        raise last
-
-
-def same_raw(spec: PointSpec, written: Any, read: Any) -> bool:
-    """Compare what was written with what came back, at register resolution."""
-    if spec.type == "float32" and isinstance(written, float) and isinstance(read, float):
-        return struct.pack(">f", written) == struct.pack(">f", read)
-    if isinstance(written, str):
-        return read == written.rstrip("\0 ") or (read is None and written == "")
-    return bool(written == read)
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

@@ -35,12 +35,13 @@ def plan_reads(
     max_regs: int = MAX_REGS,
     max_gap: int = 16,
 ) -> list[ReadBlock]:
-    """Batch points into the fewest requests of at most `max_regs` registers.
+    """Batch points into few requests of at most `max_regs` registers, none read twice.
 
     A gap of up to `max_gap` unused registers is bridged (read and thrown away) when that
-    saves a request. A point and its scale factor always land in the same block; should
-    the pair span more than `max_regs` (no standard model does), the point is read alone
-    and decoded with the scale factor of the same poll cycle.
+    saves a request. A point and its scale factor land in the same block whenever that does
+    not make blocks overlap or exceed `max_regs`; otherwise (a scale factor shared by points
+    spread over more than one request, as in long repeating groups) the point is decoded with
+    the scale factor read in the same poll.
     """
     items: list[tuple[int, int, PointSpec]] = []
     for p in points:
@@ -48,19 +49,54 @@ def plan_reads(
         sf = sf_specs.get(p.sf_key) if p.sf_key else None
         if sf is not None and max(hi, sf.end) - min(lo, sf.address) <= max_regs:
             lo, hi = min(lo, sf.address), max(hi, sf.end)
-        if hi - lo > max_regs:
-            raise ValueError(f"{p.key}: {hi - lo} registers do not fit one request")
+        if p.length > max_regs:
+            raise ValueError(f"{p.key}: {p.length} registers do not fit one request")
         items.append((lo, hi, p))
-    items.sort(key=lambda t: (t[0], t[1]))
+    items.sort(key=lambda t: (t[2].address, t[0]))
+    extent: dict[str, int] = {}  # model -> end of its last point
+    for _, hi, p in items:
+        extent[p.model] = max(extent.get(p.model, 0), hi)
     blocks: list[ReadBlock] = []
+    model: str | None = None
     for lo, hi, p in items:
         cur = blocks[-1] if blocks else None
+        if p.model != model:
+            model = p.model
+            if cur is not None and extent[model] - cur.start > max_regs:
+                # A model that does not fit the current request starts its own, so its
+                # points and scale factors can share requests.
+                blocks.append(ReadBlock(lo, hi - lo, [p]))
+                continue
+        if cur is not None and cur.start <= p.address and p.end <= cur.end:
+            cur.points.append(p)  # already inside the block (e.g. covered for a scale factor)
+            continue
+        floor = cur.end if cur is not None else 0
+        if lo < floor:  # its scale factor is in an earlier block: read the point alone
+            lo, hi = p.address, p.end
         if cur is not None and lo - cur.end <= max_gap and max(hi, cur.end) - cur.start <= max_regs:
             cur.count = max(hi, cur.end) - cur.start
+            cur.points.append(p)
+        elif cur is not None and p.address - cur.end <= max_gap and p.end - cur.start <= max_regs:
+            cur.count = max(p.end, cur.end) - cur.start  # the point fits, its SF is read apart
             cur.points.append(p)
         else:
             blocks.append(ReadBlock(lo, hi - lo, [p]))
     return blocks
+
+
+def split_block(block: ReadBlock, sf_specs: dict[str, PointSpec], max_regs: int) -> list[ReadBlock]:
+    """Split a refused block: first at its bridged gaps, else into two halves of its points,
+    each planned tight. Empty for a single point."""
+    pts = sorted(block.points, key=lambda p: p.address)
+    if len(pts) < 2:
+        return []
+    runs = plan_reads(pts, sf_specs, max_regs, 0)
+    if len(runs) > 1:
+        return runs
+    mid = len(pts) // 2
+    return plan_reads(pts[:mid], sf_specs, max_regs, 0) + plan_reads(
+        pts[mid:], sf_specs, max_regs, 0
+    )
 
 
 @dataclass

@@ -148,7 +148,7 @@ class PointSpec:
 
 
 def regs_to_bytes(regs: list[int] | tuple[int, ...]) -> bytes:
-    return b"".join((r & 0xFFFF).to_bytes(2, "big") for r in regs)
+    return struct.pack(f">{len(regs)}H", *(r & 0xFFFF for r in regs))
 
 
 def bytes_to_regs(data: bytes) -> list[int]:
@@ -166,18 +166,22 @@ def _ordered(spec: PointSpec, data: bytes) -> bytes:
 
 
 def decode_string(data: bytes) -> str | None:
-    """Strings are trimmed of trailing NULs and spaces; a leading NUL means not implemented."""
-    if not data or data[0] == 0:
-        return None
-    return data.split(b"\0", 1)[0].decode("utf-8", errors="replace").rstrip(" ")
+    """The text up to the first NUL, trailing spaces trimmed; empty means not implemented
+    (topics.md: what follows a NUL is never published)."""
+    text = data.split(b"\0", 1)[0].decode("utf-8", errors="replace").rstrip(" ")
+    return text or None
 
 
 def decode_raw(spec: PointSpec, regs: list[int] | tuple[int, ...]) -> Value:
     """The raw register value (no scaling); None for a SunSpec not-implemented sentinel."""
-    data = regs_to_bytes(regs)
-    if len(data) < 2 * spec.length:
+    if len(regs) < spec.length:
         raise ValueError(f"{spec.key}: need {spec.length} registers, got {len(regs)}")
-    data = data[: 2 * spec.length]
+    return decode_bytes(spec, regs_to_bytes(regs[: spec.length]))
+
+
+def decode_bytes(spec: PointSpec, data: bytes) -> Value:
+    """`decode_raw` on the point's bytes (2 per register, big-endian as on the wire), so a
+    block's registers are converted to bytes once, not once per point."""
     if spec.type == "string":
         return decode_string(_ordered(spec, data) if not spec.sunspec else data)
     if spec.sunspec:

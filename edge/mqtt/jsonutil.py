@@ -34,6 +34,18 @@ def loads(data: bytes | str) -> Any:
         raise ValueError("nested too deeply") from None
 
 
+# One encoder for every call: json.dumps with options builds a new encoder each time, which
+# is a visible part of publishing a telemetry value (tests/perf/bench_adapter.py).
+_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+
+
 def dumps(obj: Any) -> str:
     """Serialise compactly; raises ValueError on NaN/Infinity instead of emitting invalid JSON."""
-    return json.dumps(obj, allow_nan=False, separators=(",", ":"))
+    t = type(obj)
+    if t is int:  # telemetry scalars: the same text json writes, without its machinery
+        return int.__repr__(obj)
+    if t is float and math.isfinite(obj):
+        return float.__repr__(obj)
+    if obj is None:
+        return "null"
+    return _ENCODER.encode(obj)

@@ -1,5 +1,5 @@
-"""Runs the simulator and the Modbus adapters on an asyncio loop in a background thread, so
-tests can use the synchronous MQTT Probe while the site runs.
+"""Runs the simulator (or other Modbus servers) and the Modbus adapters on an asyncio loop
+in a background thread, so tests can use the synchronous MQTT Probe while the site runs.
 """
 
 from __future__ import annotations
@@ -20,7 +20,54 @@ T = TypeVar("T")
 SITE = "t"
 
 
-class SiteRunner:
+class LoopThread:
+    """An asyncio loop in a background thread, for tests that stay synchronous."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    async def _event(self) -> asyncio.Event:
+        return asyncio.Event()
+
+    def call(self, coro: Any, timeout: float = 20.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def do(self, fn: Callable[..., T], *args: Any, timeout: float = 5.0) -> T:
+        """Run a plain function on the loop (the servers there are not thread-safe)."""
+        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                fut.set_result(fn(*args))
+            except BaseException as exc:
+                fut.set_exception(exc)
+
+        self.loop.call_soon_threadsafe(run)
+        return fut.result(timeout)
+
+    def run_adapters(self, site: Any) -> None:
+        """Start one adapter per `[[devices]]` table of a parsed site."""
+        self.adapters: dict[str, DeviceAdapter] = {a.name: a for a in make_adapters(site)}
+        self.stop_event: asyncio.Event = self.call(self._event())
+        self.tasks = [
+            asyncio.run_coroutine_threadsafe(a.run(self.stop_event), self.loop)
+            for a in self.adapters.values()
+        ]
+
+    def stop_adapters(self) -> None:
+        self.loop.call_soon_threadsafe(self.stop_event.set)
+        for t in self.tasks:
+            with contextlib.suppress(Exception):  # still stop the servers
+                t.result(15)
+
+    def stop_loop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+class SiteRunner(LoopThread):
     """`SiteRunner(broker, sim_devices, devices)`; `devices` are `[[devices]]` tables whose
     `port` is filled in from the simulated device named by `sim` (default: same name)."""
 
@@ -32,10 +79,8 @@ class SiteRunner:
         run_physics: bool = False,
         keepalive: int = 2,
     ) -> None:
+        super().__init__()
         self.broker = broker
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
         self.sim: SiteSimulator = self.call(self._start_sim(sim_devices, run_physics))
         tables = []
         for d in devices:
@@ -51,36 +96,12 @@ class SiteRunner:
                 "devices": tables,
             }
         )
-        self.adapters: dict[str, DeviceAdapter] = {a.name: a for a in make_adapters(self.site)}
-        self.stop_event: asyncio.Event = self.call(self._event())
-        self.tasks = [
-            asyncio.run_coroutine_threadsafe(a.run(self.stop_event), self.loop)
-            for a in self.adapters.values()
-        ]
+        self.run_adapters(self.site)
 
     async def _start_sim(self, devices: list[dict[str, Any]], run_physics: bool) -> SiteSimulator:
         sim = SiteSimulator({"devices": devices}, site=SITE)
         await sim.start(run_physics=run_physics)
         return sim
-
-    async def _event(self) -> asyncio.Event:
-        return asyncio.Event()
-
-    def call(self, coro: Any, timeout: float = 20.0) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def do(self, fn: Callable[..., T], *args: Any, timeout: float = 5.0) -> T:
-        """Run a plain function on the site's loop (the simulator is not thread-safe)."""
-        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                fut.set_result(fn(*args))
-            except BaseException as exc:
-                fut.set_exception(exc)
-
-        self.loop.call_soon_threadsafe(run)
-        return fut.result(timeout)
 
     def inject(self, device: str, action: str, body: dict[str, Any] | None = None) -> Any:
         return self.do(self.sim.inject, device, action, body or {})
@@ -90,14 +111,10 @@ class SiteRunner:
 
     def close(self) -> None:
         try:
-            self.loop.call_soon_threadsafe(self.stop_event.set)
-            for t in self.tasks:
-                with contextlib.suppress(Exception):  # still stop the simulator
-                    t.result(15)
+            self.stop_adapters()
             self.call(self.sim.stop())
         finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(5)
+            self.stop_loop()
 
     def __enter__(self) -> SiteRunner:
         return self

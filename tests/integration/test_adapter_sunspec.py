@@ -6,15 +6,13 @@ pysunspec2's own client reads from the same simulator.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 import pytest
-from sunspec2.modbus.client import SunSpecModbusClientDeviceTCP
 
 from tests.integration.adapter_harness import SiteRunner
-from tests.mqtt_probe import Probe
+from tests.integration.sunspec_oracle import pysunspec2_values, retained, wait_online
 
 pytestmark = pytest.mark.broker
 
@@ -25,52 +23,6 @@ SIM = [
 ]
 DEVICES = [{"name": n, "kind": "sunspec"} for n in ("battery", "inverter", "meter")]
 ROOT = "bess/t"
-
-
-def pysunspec2_values(port: int) -> dict[str, Any]:
-    """{topic suffix: value} as pysunspec2's own client reads the device."""
-    dev = SunSpecModbusClientDeviceTCP(slave_id=1, ipaddr="127.0.0.1", ipport=port, timeout=2)
-    out: dict[str, Any] = {}
-
-    def walk(group: Any, prefix: str) -> None:
-        for name, p in group.points.items():
-            v = p.cvalue
-            out[prefix + name] = (v.rstrip("\0 ") or None) if isinstance(v, str) else v
-        for gname, sub in group.groups.items():
-            if isinstance(sub, list):
-                for i, g in enumerate(sub, start=1):
-                    walk(g, f"{prefix}{gname}/{i}/")
-            else:
-                walk(sub, f"{prefix}{gname}/")
-
-    try:
-        dev.scan()
-        for mid, models in dev.models.items():
-            if isinstance(mid, int):
-                for i, m in enumerate(models, start=1):
-                    walk(m, f"{mid}/" if i == 1 else f"{mid}-{i}/")
-    finally:
-        dev.close()
-    return out
-
-
-def retained(probe: Probe, device: str) -> dict[str, Any]:
-    prefix = f"{ROOT}/{device}/"
-    out: dict[str, Any] = {}
-    for m in probe.snapshot():
-        rest = m.topic[len(prefix) :]
-        if (
-            m.topic.startswith(prefix)
-            and not rest.startswith("set/")
-            and rest not in ("status", "meta", "ts")
-        ):
-            out[rest] = json.loads(m.payload)
-    return out
-
-
-def wait_online(probe: Probe, *devices: str, timeout: float = 5.0) -> None:
-    for d in devices:
-        probe.wait_for(f"{ROOT}/{d}/status", lambda m: m.payload == b"online", timeout=timeout)
 
 
 def test_every_point_matches_pysunspec2(broker: Any, probe_factory: Any) -> None:

@@ -26,11 +26,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.modbus.bus import DeviceGone, DeviceTimeout, ModbusBus
+from adapters.modbus.bus import ModbusBus
 from adapters.modbus.device import DeviceAdapter
+from adapters.modbus.errors import DeviceGone, DeviceTimeout, ReadRefused
 from adapters.simulator.physics import BATTERY_MODELS
 from adapters.simulator.registers import SUNS_BASE, SunSpecImage
-from adapters.sunspec.discovery import NotSunSpec, ReadRefused, discover
+from adapters.sunspec.discovery import NotSunSpec, discover
 from adapters.sunspec.layout import LayoutError
 from edge.config import parse_site
 from edge.mqtt.topics import Topics
@@ -255,9 +256,10 @@ def test_bus_reads_malformed_frames(script: list[Frame], count_: int) -> None:
     async def main() -> None:
         server = EvilServer(script)
         await server.start()
-        cfg = _device_cfg(server.port)
+        cfg = _device_cfg(server.port, offline_budget_s=0.2)
         bus = ModbusBus(cfg)
-        bound = cfg.timeout_s * (cfg.retries + 1) + 0.5
+        # A busy answer (exception 5 or 6) is asked again for up to offline_budget_s.
+        bound = cfg.offline_budget_s + cfg.timeout_s * (cfg.retries + 1) + 0.5
         try:
             await _reconnect(bus)
             for _ in range(len(script) + 1):  # the last read gets GOOD: the device recovered

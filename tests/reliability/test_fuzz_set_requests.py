@@ -310,7 +310,7 @@ def test_adapter_set_handler_against_the_simulator(
     if isinstance(value, str) or reply.get("readback") is not None or reply["value"] is None:
         return
     assert isinstance(value, int | float) and math.isfinite(value)
-    sf = adapter.sf_values.get(spec.sf_key) if spec.sf_key else spec.sf_const
+    sf = adapter.decoder.sf_values.get(spec.sf_key) if spec.sf_key else spec.sf_const
     step = 10.0 ** (sf or 0) if spec.sunspec else abs(spec.scale)
     assert abs(reply["value"] - value) <= step / 2 + 1e-6 * max(1.0, abs(value)), (
         key,

@@ -152,3 +152,14 @@ def test_cli_check_config_exits_non_zero_naming_file_and_key(
     assert cli_main(["check-config", "-c", str(p)]) == 2
     err = capsys.readouterr().err
     assert f"{p}: devices.0.prot: Unknown field" in err
+
+
+def test_refused_retry_keys_are_checked() -> None:
+    got = problems(
+        site(
+            {"name": "b", "kind": "sunspec", "refused_retry_min_s": 100, "refused_retry_max_s": 10}
+        )
+    )
+    assert "must not exceed refused_retry_max_s" in got["devices.0.refused_retry_min_s"]
+    got = problems(site({"name": "b", "kind": "sunspec", "refused_retry_min_s": 0}))
+    assert "refused_retry_min_s must be > 0" in got["devices.0.refused_retry_min_s"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 from sunspec2 import device as ss_device
@@ -163,3 +164,72 @@ def test_priority_lock_survives_cancelled_waiters() -> None:
         assert not lock.locked
 
     asyncio.run(main())
+
+
+def big_device() -> dict[str, PointSpec]:
+    """Models with long repeating groups: 160 with 10 modules, 705 with 4 curves of 10 points,
+    and the DER models, one after the other."""
+    addr = 40002
+    specs: dict[str, PointSpec] = {}
+    models = [
+        ss_device.Model(160, data={"N": 10, "module": [{"ID": i} for i in range(10)]}),
+        ss_device.Model(
+            705,
+            data={"NCrv": 4, "NPt": 10, "crv": [{"ActPt": 10, "pt": [{}] * 10}] * 4},
+        ),
+        ss_device.Model(701),
+        ss_device.Model(704),
+    ]
+    for m in models:
+        regs = bytes_to_regs(m.get_mb())
+        for p in build_layout(regs[0], addr, regs[1], regs).points:
+            specs[p.key] = p
+        addr += regs[1] + 2
+    return specs
+
+
+def test_no_register_is_read_twice_and_every_point_is_read_once() -> None:
+    specs = big_device()
+    assert len(specs) > 300
+    blocks = plan_reads(specs.values(), specs)
+    spans = sorted((b.start, b.end) for b in blocks)
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
+    keys = [p.key for b in blocks for p in b.points]
+    assert sorted(keys) == sorted(specs)  # each point in exactly one block
+    assert all(b.start <= p.address and p.end <= b.end for b in blocks for p in b.points)
+    assert all(b.count <= 125 for b in blocks)
+    # Pairs stay together wherever blocks allow: most points with an SF share its request.
+    with_sf = [(b, p) for b in blocks for p in b.points if p.sf_key]
+    together = [1 for b, p in with_sf if b.start <= specs[p.sf_key].address < b.end]  # type: ignore[index]
+    assert len(together) / len(with_sf) > 0.8
+
+
+def test_refused_block_splits_at_gaps_then_in_halves() -> None:
+    from adapters.modbus.plan import ReadBlock, split_block
+
+    a, b, c, d = pt("a", 100), pt("b", 101), pt("c", 110), pt("d", 111)
+    assert [(x.start, x.count) for x in split_block(ReadBlock(100, 12, [a, b, c, d]), {}, 125)] == [
+        (100, 2),
+        (110, 2),
+    ]
+    assert [(x.start, x.count) for x in split_block(ReadBlock(100, 2, [a, b]), {}, 125)] == [
+        (100, 1),
+        (101, 1),
+    ]
+    assert split_block(ReadBlock(100, 1, [a]), {}, 125) == []
+
+
+def test_refused_points_back_off_and_come_back() -> None:
+    from adapters.modbus.plan import ReadBlock
+    from adapters.modbus.refused import RefusedPoints
+
+    r = RefusedPoints(retry_min_s=60, retry_max_s=200)
+    blk = ReadBlock(7, 1, [pt("w", 7)])
+    assert r.refuse("x/w", blk, 2, now=0.0, wall=1000.0) is True
+    assert r.due(59.0) == [] and r.due(60.0) == [("x/w", blk)]
+    assert r.refuse("x/w", blk, 2, now=60.0, wall=1060.0) is False  # a failed retry
+    assert r.next_due() == 180.0  # 60 s, then 120 s
+    r.refuse("x/w", blk, 3, now=180.0, wall=0.0)
+    assert r.next_due() == 380.0  # capped at 200 s
+    assert r.meta() == {"x/w": {"modbus_code": 3, "since": 1000.0}}
+    assert r.restored("x/w") is blk and r.meta() == {}

@@ -71,3 +71,15 @@ def test_error_reply_shape() -> None:
         "error": {"code": "out_of_range", "message": "power_w: too big", "limit": 5},
         "state": "holding",
     }
+
+
+def test_dumps_fast_path_writes_what_json_writes() -> None:
+    import json as _json
+
+    from edge.mqtt import jsonutil as ju
+
+    for v in [0, -5, 10**30, 1.5, 1e-7, 1e22, -0.0, 2.0, None, True, "x", [1, None], {"a": 1.5}]:
+        assert ju.dumps(v) == _json.dumps(v, separators=(",", ":")), v
+    for bad in (float("nan"), float("inf"), [float("-inf")]):
+        with pytest.raises(ValueError):
+            ju.dumps(bad)

@@ -166,3 +166,12 @@ def test_pointmap_scale_and_offset() -> None:
     p = spec("int16", sunspec=False, scale=0.1, offset=-40.0)
     assert engineering(p, 655, None) == pytest.approx(25.5)
     assert to_raw(p, 25.5, None) == 655
+
+
+def test_string_contract_text_ends_at_the_first_nul() -> None:
+    """topics.md: what follows a NUL is never published; only spaces is not implemented."""
+    s = spec("string", 4)
+    assert decode_raw(s, bytes_to_regs(b"ABC\0xyz\0")) == "ABC"
+    assert decode_raw(s, bytes_to_regs(b"        ")) is None
+    assert decode_raw(s, bytes_to_regs(b"a b     ")) == "a b"
+    assert decode_raw(s, bytes_to_regs(b"\xff\xfeok\0\0\0\0")) == "\ufffd\ufffdok"

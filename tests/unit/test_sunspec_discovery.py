@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from sunspec2 import device as ss_device
 
+from adapters.modbus.errors import ReadRefused
 from adapters.modbus.points import bytes_to_regs, decode_raw, engineering
-from adapters.sunspec.discovery import NotSunSpec, ReadRefused, discover
+from adapters.sunspec.discovery import NotSunSpec, discover
 from adapters.sunspec.layout import build_layout
 
 
@@ -139,3 +140,37 @@ def test_reads_are_at_most_125_registers() -> None:
     dev = FakeDevice(image([common(), ss_device.Model(701), ss_device.Model(203)]))
     run(discover(dev.read))
     assert max(c for _, c in dev.reads) <= 125
+
+
+def test_vendor_and_unknown_models_are_skipped_without_reading_them() -> None:
+    regs = image([common(), battery()])
+    # Between model 1 and 802: a vendor model and an unknown one whose bodies refuse reads.
+    at = 40002 + 68
+    shifted = {a + (a >= at) * 14: v for a, v in regs.items()}
+    shifted.update({at: 64900, at + 1: 6, at + 8: 4242, at + 9: 4})
+    dev = FakeDevice(shifted)  # the bodies (at+2.., at+10..) are absent: exception 2
+    dmap = run(discover(dev.read))
+    assert [m.model_id for m in dmap.models] == [1, 802]
+    assert [(c.model_id, c.decoded, c.note) for c in dmap.chain] == [
+        (1, True, None),
+        (64900, False, "vendor model"),
+        (4242, False, "no definition in pysunspec2"),
+        (802, True, None),
+    ]
+    assert not any(at + 2 <= a < at + 8 or at + 10 <= a < at + 14 for a, _ in dev.reads)
+    assert dmap.end == "marker"
+    assert any(f"model 64900 at {at}" in n for n in dmap.notes)
+
+
+def test_body_refused_during_discovery_is_read_around() -> None:
+    regs = image([common(), battery(soc=321)])
+    w = next(
+        p.address
+        for m in run(discover(FakeDevice(regs).read)).models
+        for p in m.points
+        if p.key == "802/W"
+    )
+    del regs[w]
+    dmap = run(discover(FakeDevice(regs).read))
+    assert [m.model_id for m in dmap.models] == [1, 802]
+    assert any(f"registers {w} refused" in n for n in dmap.notes)
