@@ -17,7 +17,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from edge.config import ConfigError, SiteConfig, load_site
-from edge.services import COMMAND_GROUP, Service, run_services, service_factories
+from edge.services import COMMAND_GROUP, Service, run_services, service_factory, service_names
 
 log = logging.getLogger("bess-edge")
 
@@ -41,7 +41,7 @@ def _add_common(p: argparse.ArgumentParser, config_required: bool = True) -> Non
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bess-edge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in service_factories():
+    for name in service_names():
         p = sub.add_parser(name, help=f"run the {name} service")
         _add_common(p)
         p.set_defaults(func=_cmd_services, services=[name])
@@ -70,10 +70,9 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _make_services(site: SiteConfig, names: Sequence[str]) -> list[Service]:
-    factories = service_factories()
     services: list[Service] = []
     for name in names:
-        services.extend(factories[name](site))
+        services.extend(service_factory(name)(site))
     return services
 
 
@@ -94,7 +93,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_services(args: argparse.Namespace) -> int:
     site = load_site(args.config)
-    names = args.services or [n for n in service_factories() if n != "sim"]
+    names = args.services or [n for n in service_names() if n != "sim"]
     services = _make_services(site, names)
     if not services:
         print(f"{site.path}: nothing to run for {', '.join(names)}", file=sys.stderr)
@@ -126,7 +125,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        asyncio.run(_serve_until_signal(_make_services(site, list(service_factories()))))
+        asyncio.run(_serve_until_signal(_make_services(site, service_names())))
     finally:
         if broker is not None:
             broker.stop()

@@ -44,9 +44,21 @@ class Service(Protocol):
 ServiceFactory = Callable[[SiteConfig], list[Service]]
 
 
+def service_names() -> list[str]:
+    """Every registered service, in start order, without importing any of them."""
+    return sorted({ep.name for ep in entry_points(group=SERVICE_GROUP)}, key=_order)
+
+
+def service_factory(name: str) -> ServiceFactory:
+    """Import one service's factory. A process imports only the services it runs, which
+    keeps one adapter process from carrying the bridge, the simulator and the rest."""
+    (ep,) = entry_points(group=SERVICE_GROUP, name=name)
+    factory: ServiceFactory = ep.load()
+    return factory
+
+
 def service_factories() -> dict[str, ServiceFactory]:
-    found = {ep.name: ep.load() for ep in entry_points(group=SERVICE_GROUP)}
-    return dict(sorted(found.items(), key=lambda kv: _order(kv[0])))
+    return {name: service_factory(name) for name in service_names()}
 
 
 def _order(name: str) -> int:

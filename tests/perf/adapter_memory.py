@@ -93,9 +93,9 @@ steps.append(("+ the simulator's config section (its package)", rss()))
 from edge.config.site import registered_sections
 registered_sections()
 steps.append(("+ every other site-file section", rss()))
-from edge.services import service_factories
-service_factories()
-steps.append(("+ every service's module (edge.services.service_factories)", rss()))
+from edge.services import service_factory
+service_factory("adapter")
+steps.append(("+ the adapter service, the only one this process loads", rss()))
 print(steps)
 """
 
