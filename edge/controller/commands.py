@@ -211,7 +211,12 @@ class Commands(ControllerContext):
             v = abs(v)
         if v > 1e9:
             raise Refused("out_of_range", f"{key}: {short(v)} is beyond any device (max 1e9)")
-        return self._to_w(command, float(v))
+        w = self._to_w(command, float(v))
+        if w > 1e9:  # a current in range can still convert to an impossible power
+            raise Refused(
+                "out_of_range", f"{key}: {short(v)} is {short(w)} W, beyond any device (max 1e9 W)"
+            )
+        return w
 
     def _to_w(self, command: str, value: float) -> float:
         """User units to W: POWER is W already; CURRENT converts with the battery voltage."""

@@ -89,6 +89,17 @@ async def _read_w(port: int, timeout: float = 0.5) -> float:
         client.close()
 
 
+def _meter_reads(port: int, want: float, within_s: float = 3.0) -> float:
+    """The meter's W once it reads `want` (+-10 W), polled: an injection takes effect at the
+    simulator's next physics step, not the instant its reply is sent."""
+    deadline = time.monotonic() + within_s
+    while True:
+        w = asyncio.run(_read_w(port))
+        if abs(w - want) <= 10 or time.monotonic() > deadline:
+            return w
+        time.sleep(0.05)
+
+
 @pytest.mark.broker
 def test_meter_faults_freeze_offline_stale_over_mqtt(broker: Broker, probe_factory: Any) -> None:
     probe: Probe = probe_factory("bess/t/#")
@@ -172,11 +183,11 @@ def test_cli_injects_a_load_step_and_a_cloud(
     try:
         _wait_port(meter_port)
         probe.wait_for(T.sim_status, lambda m: m.payload == b"online", 10)
-        assert asyncio.run(_read_w(meter_port)) == pytest.approx(10_000, abs=10)  # 30 - 20 PV
+        assert _meter_reads(meter_port, 10_000) == pytest.approx(10_000, abs=10)  # 30 - 20 PV
         assert '"load_w": 50000' in inject("meter", "load", "step_w=20000")
-        assert asyncio.run(_read_w(meter_port)) == pytest.approx(30_000, abs=10)
+        assert _meter_reads(meter_port, 30_000) == pytest.approx(30_000, abs=10)
         inject("pv", "cloud", "depth=0.5", "duration_s=3600")
-        assert asyncio.run(_read_w(meter_port)) == pytest.approx(40_000, abs=10)
+        assert _meter_reads(meter_port, 40_000) == pytest.approx(40_000, abs=10)
     finally:
         proc.terminate()
         proc.wait(10)
