@@ -259,7 +259,7 @@
     const box = $("chart");
     const opts = {
       width: Math.max(300, box.clientWidth || 900), height: 260,
-      scales: { x: { time: true }, soc: { range: [0, 100] } },
+      scales: { x: { time: true, range: () => [now() - SPANS[trend.range], now()] }, soc: { range: [0, 100] } },
       series: [{}, { label: "SoC %", scale: "soc", stroke: "#2563eb", width: 2 },
         { label: "battery kW", scale: "kw", stroke: "#16a34a" }, { label: "grid kW", scale: "kw", stroke: "#dc2626" },
         { label: "PV kW", scale: "kw", stroke: "#ca8a04" }, { label: "load kW", scale: "kw", stroke: "#7c3aed" }],
