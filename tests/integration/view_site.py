@@ -24,9 +24,10 @@ ROLES = SiteRoles(
 
 def users() -> list[dict[str, str]]:
     """An operator `op` and a viewer `vw` (cheap scrypt parameters: tests log in often)."""
+    roles = {"op": "operator", "vw": "viewer"}
     return [
-        {"name": "op", "role": "operator", "password_hash": hash_password(PASSWORDS["op"], n=2**10)},
-        {"name": "vw", "role": "viewer", "password_hash": hash_password(PASSWORDS["vw"], n=2**10)},
+        {"name": n, "role": r, "password_hash": hash_password(PASSWORDS[n], n=2**10)}
+        for n, r in roles.items()
     ]
 
 
