@@ -149,7 +149,8 @@ class HistoryStore:
 
     def _reclaim(self) -> None:
         """Give freed pages back to the file system and keep the WAL short."""
-        self.db.execute("PRAGMA incremental_vacuum")
+        # executescript steps it to the end; execute() would free a single page
+        self.db.executescript("PRAGMA incremental_vacuum;")
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def oldest(self) -> float | None:
