@@ -34,7 +34,8 @@ STATIC_TYPES = {
     ".js": "text/javascript",
     ".css": "text/css",
     ".html": "text/html",
-    "": "text/plain",
+    ".VERSION": "text/plain",
+    ".LICENSE": "text/plain",
 }
 HEARTBEAT_S = 15.0
 WRITE_TIMEOUT_S = 10.0
