@@ -172,3 +172,19 @@ def test_model_shows_controller_state_and_ignores_bad_payloads() -> None:
     d = m.take_delta()
     assert d is not None and d["controller"]["state"]["state"] == "fault"
     assert d["controller"]["status"] == "online"
+
+
+def test_view_password_command_prints_a_usable_hash(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    from edge.cli import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("long enough pw\n"))
+    assert main(["view-password", "--stdin"]) == 0
+    h = capsys.readouterr().out.strip()
+    assert check_hash_format(h) is None and verify_password("long enough pw", h)
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["view-password", "--stdin"]) == 2
+    assert "at least 8 characters" in capsys.readouterr().err
