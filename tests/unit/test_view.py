@@ -188,3 +188,27 @@ def test_view_password_command_prints_a_usable_hash(
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
     assert main(["view-password", "--stdin"]) == 2
     assert "at least 8 characters" in capsys.readouterr().err
+
+
+def test_trend_reads_history_into_one_time_axis(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from edge.history.store import HistoryStore, Sample
+    from edge.view.trends import read_trend
+
+    path = Path(str(tmp_path)) / "h.sqlite"
+    now = 1_764_547_200 + 7200
+    s = HistoryStore(path)
+    s.write([Sample("controller/soc", now - 3000 + i, 50 + i / 100) for i in range(0, 600, 5)])
+    s.write([Sample("inv/701/W", now - 3000 + i, 1000.0) for i in range(0, 600, 5)])
+    s.write([Sample("m/203/W", now - 3000 + i, 4000.0) for i in range(300, 600, 5)])
+    s.write([Sample("controller/soc", now - 7000, 10.0)])  # older than the hour: not shown
+    s.close()
+    roles = SiteRoles(battery="bat", inverter="inv", meter="m")
+    t = read_trend(path, roles, "hour", now)
+    assert t["step"] == 10 and len(t["t"]) == 60
+    assert t["t"][0] == now - 3000 and t["soc"][0] == pytest.approx(50.025)
+    assert t["grid_w"][0] is None and t["load_w"][0] is None  # no meter data yet
+    assert t["grid_w"][-1] == 4000.0 and t["load_w"][-1] == 5000.0  # grid + battery
+    week = read_trend(path, roles, "week", now)
+    assert week["step"] == 900 and min(week["soc"]) == 10.0
