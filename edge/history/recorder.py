@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import fnmatch
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,7 @@ from edge.mqtt.client import BrokerSettings, Message, MqttClient
 from edge.mqtt.topics import Topics
 
 log = logging.getLogger(__name__)
+OPEN_RETRY_S = 10.0
 MAX_PENDING = 200_000  # samples held while the disk is slow; beyond this the oldest are dropped
 
 
@@ -117,7 +119,23 @@ class RecorderService:
         self.batches = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        self.store = await asyncio.to_thread(HistoryStore, self.cfg.path, self.cfg.max_bytes)
+        while self.store is None:
+            try:
+                self.store = await asyncio.to_thread(
+                    HistoryStore, self.cfg.path, self.cfg.max_bytes
+                )
+            except (OSError, sqlite3.Error) as exc:
+                # the controller must not stop because the history cannot be written
+                log.error(
+                    "history: cannot open %s (%s); retrying in %g s",
+                    self.cfg.path,
+                    exc,
+                    OPEN_RETRY_S,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), OPEN_RETRY_S)
+                if stop.is_set():
+                    return
         client = MqttClient(self.broker, f"{self.site}-recorder")
         client.subscribe(Topics(self.site).all, self._on_message, qos=1)
         with contextlib.suppress(TimeoutError):

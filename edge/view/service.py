@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from edge.config.errors import ConfigError
 from edge.config.site import SiteConfig
 from edge.history.config import database_path
 from edge.mqtt.client import BrokerSettings, Message, MqttClient
@@ -24,6 +25,7 @@ from edge.view.push import Hub
 from edge.view.server import ViewServer
 
 log = logging.getLogger(__name__)
+BIND_RETRY_S = 10.0
 
 
 def roles_from_site(site: SiteConfig) -> SiteRoles:
@@ -85,7 +87,10 @@ class ViewService:
         await runner.setup()
         site = web.TCPSite(runner, self.cfg.host, self.cfg.port, ssl_context=ctx)
         try:
-            await site.start()
+            while not await self._listen(site, stop):
+                pass
+            if stop.is_set():
+                return
             server: Any = site._server
             self.port = int(server.sockets[0].getsockname()[1]) if server else self.cfg.port
             log.info("view: %s", self.url)
@@ -95,6 +100,24 @@ class ViewService:
             await runner.cleanup()
             await client.stop()
 
+    async def _listen(self, site: web.TCPSite, stop: asyncio.Event) -> bool:
+        """True once listening (or stopped). A port in use must not take the controller down
+        with the page: say so, and try again."""
+        try:
+            await site.start()
+            return True
+        except OSError as exc:
+            log.error(
+                "view: cannot listen on %s:%s (%s); the rest of the site runs on, retrying in %g s",
+                self.cfg.host,
+                self.cfg.port,
+                exc.strerror or exc,
+                BIND_RETRY_S,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), BIND_RETRY_S)
+            return stop.is_set()
+
     def _on_message(self, msg: Message) -> None:
         self.model.on_message(msg.topic, msg.payload)
 
@@ -102,4 +125,9 @@ class ViewService:
 def make_services(site: SiteConfig) -> list[Service]:
     """The page runs for every site: without a [view] section on http://127.0.0.1:8080."""
     cfg = site.section("view") or ViewConfig()
+    if cfg.tls is not None:
+        try:
+            ssl_context(cfg.tls)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(site.path, [("view.tls.cert_file", f"cannot load: {exc}")]) from None
     return [ViewService(site.site, site.broker, cfg, roles_from_site(site), database_path(site))]

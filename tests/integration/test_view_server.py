@@ -187,3 +187,45 @@ def test_anonymous_none_requires_nothing_but_gives_nothing(broker: Broker) -> No
             await asyncio.wait_for(task, 10)
 
     asyncio.run(main())
+
+
+def test_a_busy_port_or_unwritable_history_never_stops_the_site(
+    broker: Broker, tmp_path: Path
+) -> None:
+    import socket
+
+    from edge.history.config import HistorySchema
+    from edge.history.recorder import RecorderService
+
+    async def main() -> None:
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            cfg = ViewSchema().load({"port": busy.getsockname()[1]})
+            svc = ViewService("v1", BrokerSettings(broker.host, broker.port), cfg, ROLES)
+            (tmp_path / "file").write_text("")
+            hcfg = HistorySchema().load({"path": str(tmp_path / "file" / "h.sqlite")})
+            rec = RecorderService("v1", BrokerSettings(broker.host, broker.port), hcfg)
+            stop = asyncio.Event()
+            tasks = [asyncio.create_task(svc.run(stop)), asyncio.create_task(rec.run(stop))]
+            await asyncio.sleep(1.0)
+            assert not any(t.done() for t in tasks)  # both wait and retry; nothing raised
+            assert not svc.ready.is_set()
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*tasks), 10)
+
+    asyncio.run(main())
+
+
+def test_unusable_tls_files_are_a_config_error(tmp_path: Path, capsys: Any) -> None:
+    from edge.cli import main
+
+    site = tmp_path / "site.toml"
+    site.write_text(
+        '[site]\nid = "v1"\n[view]\nhost = "0.0.0.0"\n'
+        '[view.tls]\ncert_file = "/nonexistent.pem"\nkey_file = "/nonexistent.key"\n'
+        '[[view.users]]\nname = "a"\nrole = "viewer"\n'
+        'password_hash = "scrypt$1024$8$1$c2FsdHNhbHQ=$a2V5a2V5a2V5a2V5a2V5a2V5"\n'
+    )
+    assert main(["view", "-c", str(site)]) == 2
+    assert "view.tls.cert_file: cannot load" in capsys.readouterr().err
