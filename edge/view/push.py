@@ -24,7 +24,6 @@ def sse(body: dict[str, Any]) -> bytes:
 class Client:
     def __init__(self) -> None:
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_MAX)
-        self.resync = False
 
 
 class Hub:
@@ -50,8 +49,6 @@ class Hub:
         data = sse(delta)
         snapshot: bytes | None = None
         for c in self.clients:
-            if c.resync:
-                continue
             try:
                 c.queue.put_nowait(data)
             except asyncio.QueueFull:

@@ -37,6 +37,7 @@ STATIC_TYPES = {
     ".VERSION": "text/plain",
     ".LICENSE": "text/plain",
 }
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 HEARTBEAT_S = 15.0
 WRITE_TIMEOUT_S = 10.0
 
@@ -95,7 +96,9 @@ class ViewServer:
     # -- who is asking ---------------------------------------------------------------------
     def session(self, request: web.Request) -> Session | None:
         if not self.users:
-            if self.cfg.anonymous == "none":
+            # anonymous access is for loopback only; a page of another site that resolves
+            # its own name to 127.0.0.1 (DNS rebinding) sends that name as Host: refuse it
+            if self.cfg.anonymous == "none" or (request.url.host or "") not in LOCAL_HOSTS:
                 return None
             return Session("anonymous", self.cfg.anonymous, float("inf"))
         return self.sessions.get(request.cookies.get(COOKIE))

@@ -229,3 +229,20 @@ def test_unusable_tls_files_are_a_config_error(tmp_path: Path, capsys: Any) -> N
     )
     assert main(["view", "-c", str(site)]) == 2
     assert "view.tls.cert_file: cannot load" in capsys.readouterr().err
+
+
+def test_anonymous_access_only_under_a_loopback_host_name(broker: Broker) -> None:
+    async def main() -> None:
+        svc, stop, task = await _serve(broker)
+        try:
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"{svc.url}/api/me", headers={"Host": "evil.example"}) as r:
+                    assert r.status == 401  # a rebound name is not the gateway's own
+                url = f"http://localhost:{svc.port}/api/me"
+                async with http.get(url) as r:
+                    assert r.status == 200
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+
+    asyncio.run(main())
