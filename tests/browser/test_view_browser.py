@@ -107,16 +107,22 @@ def test_operator_page_live_values_controls_fault(broker: Broker, tmp_path: Any)
                 }
                 assert ("mode", mode_body) in tap.seen
                 direct = await site.cmd("mode", mode_body)
+                mode_refused = not direct["ok"]
                 if direct["ok"]:
                     assert "mode: accepted" in reply
                 else:
                     assert f"mode: refused: {direct['error']['code']}: " in reply, (reply, direct)
+                reply = await confirm(page, "#btn-schedule")
+                sched = {"default": {"mode": "manual", "params": {"power_w": 0}}, "windows": []}
+                assert ("schedule", {"schedule": sched}) in tap.seen
+                assert reply.startswith("schedule: "), reply
                 reply = await confirm(page, "#btn-schedule-clear")
                 assert ("schedule", {"schedule": None}) in tap.seen
                 direct = await site.cmd("schedule", {"schedule": None})
                 code = "accepted" if direct["ok"] else direct["error"]["code"]
                 assert code in reply, (reply, direct)
-                await site.wait_state("charging", 5)  # a refused mode changes nothing
+                if mode_refused:  # a controller without modes: a refusal changes nothing
+                    await site.wait_state("charging", 5)
 
                 # STOP is one click (no confirmation) and stops the site
                 await screenshot(page, "view-operator-charging.png")

@@ -13,6 +13,7 @@
     peak_shaving: { target_w: 50000, recharge_below_w: 40000, recharge_w: 10000 },
     self_consumption: { deadband_w: 100, zero_export: false },
     soc_target: { target_soc: 80, by: new Date(Date.now() + 4 * 3600e3).toISOString(), max_power_w: 20000 },
+    schedule: {},
   };
   let S = null; // the site as last pushed
   let offset = 0; // server clock minus ours, s
@@ -210,6 +211,8 @@
     if (e.kind === "transition") return `${e.from} → ${e.to} (${e.reason || ""})`;
     if (e.kind === "fault") return `FAULT ${e.code}: ${e.detail || ""}`;
     if (e.kind === "refused") return `refused ${e.command || ""}: ${(e.error && e.error.message) || e.user || ""}`;
+    if (e.kind === "mode") return `mode ${e.name} (${e.source || ""}) ${e.reason || ""}`;
+    if (e.kind === "schedule") return e.schedule ? "schedule replaced" : "schedule cleared";
     if (e.kind === "command") return `${e.user} sent ${e.command}: ${e.ok ? "accepted" : "refused " + ((e.error && e.error.code) || "")}`;
     return `${e.kind || "event"} ${JSON.stringify(e).slice(0, 160)}`;
   }
@@ -290,7 +293,8 @@
     const reply = res.reply || res;
     if (reply.ok) {
       const sp = reply.setpoint ? `, applied ${fmtW(reply.setpoint.applied_w)}` : "";
-      out.textContent = `${name}: accepted (state ${reply.state || "?"}${sp})`;
+      const md = reply.mode && reply.mode.name ? `, mode ${reply.mode.name}` : "";
+      out.textContent = `${name}: accepted (state ${reply.state || "?"}${sp}${md})`;
       out.className = "reply ok";
     } else {
       const e = reply.error || {};
@@ -328,6 +332,10 @@
     const params = parseJson("mode-params", "mode parameters");
     if (params === undefined) return;
     const name = modeSel.value;
+    if (name === "schedule") {
+      confirmThen("Hand control back to the schedule?", () => send("mode", { mode: "schedule" }));
+      return;
+    }
     confirmThen(`Switch to mode ${name} with ${JSON.stringify(params)}?`, () => send("mode", { mode: name, params }));
   });
   on("btn-schedule", () => {
