@@ -2,8 +2,11 @@
 the operating-modes backtest (replay a mode on a real recorded day).
 
 One row per `--step` seconds from `--from` (inclusive) to `--to` (exclusive); column `ts` is
-Unix seconds, then one column per point. A point published by exception keeps its last value
-for up to `--fill` seconds; past that the cell is empty (no data is not a value).
+Unix seconds (or `time`, ISO-8601 UTC, with `--time iso`), then one column per point, or per
+sum of points (a site's load is `grid + pv + battery`). A point published by exception keeps
+its last value for up to `--fill` seconds; past that the cell is empty (no data is not a
+value), or the row is left out with `--skip-empty`. `--time iso --skip-empty` with one column
+is the backtest's `time,watts` format.
 """
 
 from __future__ import annotations
@@ -45,16 +48,17 @@ def parse_time(option: str, text: str) -> float:
     return dt.timestamp()
 
 
-def parse_points(text: str) -> list[tuple[str, str]]:
-    """`a,b` or `name=a,...` -> [(column, series key)]."""
-    out: list[tuple[str, str]] = []
+def parse_points(text: str) -> list[tuple[str, tuple[str, ...]]]:
+    """`a,b`, `name=a` or `name=a+b` (a sum, e.g. a site's load) -> [(column, keys)]."""
+    out: list[tuple[str, tuple[str, ...]]] = []
     for item in (p.strip() for p in text.split(",")):
         if not item:
             continue
-        col, _, key = item.partition("=") if "=" in item else (item, "", item)
-        if not col or not key:
-            raise ExportError(f"--points: {item!r} must be KEY or NAME=KEY")
-        out.append((col, key))
+        col, _, expr = item.partition("=") if "=" in item else (item, "", item)
+        keys = tuple(k.strip() for k in expr.split("+"))
+        if not col or not all(keys):
+            raise ExportError(f"--points: {item!r} must be KEY, NAME=KEY or NAME=KEY+KEY...")
+        out.append((col, keys))
     if not out:
         raise ExportError("--points: give at least one series key")
     return out
@@ -62,42 +66,53 @@ def parse_points(text: str) -> list[tuple[str, str]]:
 
 def export_csv(
     store: HistoryStore,
-    points: Sequence[tuple[str, str]],
+    points: Sequence[tuple[str, tuple[str, ...]]],
     t0: float,
     t1: float,
     out: IO[str],
     step: int = 1,
     fill_s: float = 60.0,
+    iso: bool = False,
+    skip_empty: bool = False,
 ) -> int:
-    """Write the CSV; returns the number of data rows."""
+    """Write the CSV; returns the number of data rows. A sum is empty unless all its parts
+    are known. `iso`: times as ISO-8601 UTC (column `time`) instead of Unix s (`ts`).
+    `skip_empty`: leave out rows with an empty cell (the backtest holds the row before)."""
     if t1 <= t0:
         raise ExportError("--to: must be after --from")
     if step < 1:
         raise ExportError("--step: must be at least 1 s")
-    known = set(store.keys())
-    missing = [k for _, k in points if k not in known]
+    keys = sorted({k for _, ks in points for k in ks})
+    missing = [k for k in keys if k not in set(store.keys())]
     if missing:
         raise ExportError(f"--points: no recorded series {missing[0]!r} (see --list)")
     start, end = int(t0) // step * step, int(t1)
-    # the last value before the window starts, so the first rows are not empty
-    series = [dict(store.buckets(k, start - int(fill_s) - step, end, step)) for _, k in points]
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(["ts", *(c for c, _ in points)])
-    last: list[tuple[int, float] | None] = [None] * len(points)
-    for s in range(len(points)):
-        before = [t for t in series[s] if t < start]
+    # from before the window, so a held value fills the first rows
+    series = {k: dict(store.buckets(k, start - int(fill_s) - step, end, step)) for k in keys}
+    last: dict[str, tuple[int, float]] = {}
+    for k, values in series.items():
+        before = [t for t in values if t < start]
         if before:
-            last[s] = (max(before), series[s][max(before)])
+            last[k] = (max(before), values[max(before)])
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["time" if iso else "ts", *(c for c, _ in points)])
     rows = 0
     for t in range(start, end, step):
-        cells: list[Any] = [t]
-        for s, values in enumerate(series):
+        now: dict[str, float | None] = {}
+        for k, values in series.items():
             v = values.get(t)
             if v is not None:
-                last[s] = (t, v)
-            held = last[s]
-            cells.append("" if held is None or t - held[0] > fill_s else f"{held[1]:.6g}")
-        w.writerow(cells)
+                last[k] = (t, v)
+            held = last.get(k)
+            now[k] = None if held is None or t - held[0] > fill_s else held[1]
+        cells: list[Any] = []
+        for _, ks in points:
+            parts = [now[k] for k in ks]
+            cells.append("" if None in parts else f"{sum(p for p in parts if p is not None):.6g}")
+        if skip_empty and "" in cells:
+            continue
+        stamp = datetime.fromtimestamp(t, UTC).isoformat() if iso else t
+        w.writerow([stamp, *cells])
         rows += 1
     return rows
 
@@ -111,9 +126,13 @@ def register(sub: Any) -> None:
     e.add_argument("--db", help="database file (instead of the site file's [history] path)")
     e.add_argument("--from", dest="t_from", help="start (ISO-8601 with offset, date, Unix s)")
     e.add_argument("--to", dest="t_to", help="end, exclusive")
-    e.add_argument("--points", help="comma-separated series keys, or NAME=KEY")
+    e.add_argument("--points", help="comma-separated KEY, NAME=KEY or NAME=KEY+KEY (a sum)")
     e.add_argument("--step", type=int, default=1, help="seconds per row (default 1)")
     e.add_argument("--fill", type=float, default=60.0, help="hold a value this long (s)")
+    e.add_argument(
+        "--time", choices=("unix", "iso"), default="unix", help="Unix s (ts) or ISO-8601 UTC"
+    )
+    e.add_argument("--skip-empty", action="store_true", help="leave out rows with a gap")
     e.add_argument("--list", action="store_true", help="list the recorded series and exit")
     e.set_defaults(func=_cmd_export)
 
@@ -146,6 +165,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 sys.stdout,
                 step=args.step,
                 fill_s=args.fill,
+                iso=args.time == "iso",
+                skip_empty=args.skip_empty,
             )
         finally:
             store.close()

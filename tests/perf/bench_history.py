@@ -77,7 +77,7 @@ def main(series: int = 10) -> None:
         t = time.perf_counter()
         n = export_csv(
             store,
-            [(f"p{k}", f"dev0/701/P{k}") for k in range(5)],
+            [(f"p{k}", (f"dev0/701/P{k}",)) for k in range(5)],
             T0,
             T0 + 86400,
             out,

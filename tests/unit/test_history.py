@@ -170,7 +170,7 @@ def test_export_is_a_regular_grid_with_held_values(tmp_path: Path) -> None:
         ),
         (
             ["--from", "2025-12-01", "--to", "2025-12-02", "--points", "a=,b"],
-            "--points: 'a=' must be KEY or NAME=KEY",
+            "--points: 'a=' must be KEY, NAME=KEY or NAME=KEY+KEY...",
         ),
     ],
 )
@@ -209,3 +209,15 @@ def test_parse_time_forms() -> None:
     assert parse_time("--from", str(T0)) == T0
     with pytest.raises(ExportError):
         parse_time("--to", "")
+
+
+def test_export_sums_and_the_backtest_format(tmp_path: Path) -> None:
+    s = _day(tmp_path)
+    s.write([Sample("inv/701/W", T0 + 20, -500.0)])
+    out = io.StringIO()
+    pts = parse_points("load_w=meter/203/W+inv/701/W")
+    rows = export_csv(s, pts, T0, T0 + 60, out, 10, 60, iso=True, skip_empty=True)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "time,load_w" and rows == 4  # the rows before the inverter are left out
+    assert lines[1] == "2025-12-01T00:00:20+00:00,520"  # 1020 + -500
+    assert lines[-1] == "2025-12-01T00:00:50+00:00,550"
