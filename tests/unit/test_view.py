@@ -212,3 +212,30 @@ def test_trend_reads_history_into_one_time_axis(tmp_path: object) -> None:
     assert t["grid_w"][-1] == 4000.0 and t["load_w"][-1] == 5000.0  # grid + battery
     week = read_trend(path, roles, "week", now)
     assert week["step"] == 900 and min(week["soc"]) == 10.0
+
+
+def test_a_page_that_stops_reading_costs_a_bounded_queue() -> None:
+    import asyncio
+
+    from edge.view.push import QUEUE_MAX, Hub
+
+    async def main() -> None:
+        now = [1000.0]
+        m = model(now)
+        hub = Hub(m, 0.2)
+        slow, first = hub.connect()
+        fast, _ = hub.connect()
+        assert json.loads(first[6:])["kind"] == "snapshot"
+        for i in range(10 * QUEUE_MAX):
+            feed(m, "bat/802/SoC", 10 + i / 100)
+            hub.push_now()
+            if not fast.queue.empty():
+                fast.queue.get_nowait()  # this one keeps up
+        assert slow.queue.qsize() <= QUEUE_MAX
+        kinds = [json.loads(slow.queue.get_nowait()[6:])["kind"] for _ in range(slow.queue.qsize())]
+        assert "snapshot" in kinds  # it lost the backlog and gets the whole picture instead
+        hub.disconnect(slow)
+        hub.disconnect(fast)
+        assert hub.clients == set()
+
+    asyncio.run(main())
