@@ -132,7 +132,10 @@ def test_operator_page_live_values_controls_fault(broker: Broker, tmp_path: Any)
                 await page.wait_for_function(
                     "document.querySelector('#state').dataset.state === 'stopped'", timeout=3000
                 )
-                assert "stop: accepted" in str(await page.text_content("#reply"))
+                await page.wait_for_function(  # the reply may come after the new state
+                    "document.querySelector('#reply').textContent.startsWith('stop: accepted')",
+                    timeout=5000,
+                )
 
                 # an injected fault shows as a fault, with its detail
                 assert "start: accepted" in await confirm(page, "#btn-start")
