@@ -86,7 +86,7 @@ class SiteModel:
             elif rest == "events":
                 body = jsonutil.loads(payload)
                 if isinstance(body, dict):
-                    self.add_event({"source": head, **body})
+                    self.add_event({**body, "origin": head})
             elif tree.is_point(head, rest):
                 self._on_point(head, rest, payload)
         except (ValueError, UnicodeDecodeError):
@@ -114,7 +114,7 @@ class SiteModel:
         elif rest == "events":
             body = jsonutil.loads(payload)
             if isinstance(body, dict):
-                self.add_event({"source": "controller", **body})
+                self.add_event({**body, "origin": "controller"})
 
     def _on_status(self, name: str, status: str) -> None:
         dev = self._device(name)

@@ -223,7 +223,7 @@ class ViewServer:
         if s.role != "operator":
             log.warning("view: %s (%s) may not send %s: refused", s.user, s.role, name)
             self.hub.model.add_event(
-                {"source": "view", "kind": "refused", "command": name, "user": s.user}
+                {"origin": "view", "kind": "refused", "command": name, "user": s.user}
             )
             return _error(403, "forbidden", f"role {s.role!r} may not send commands")
         if name not in COMMANDS:
@@ -255,7 +255,7 @@ class ViewServer:
             }
         self.hub.model.add_event(
             {
-                "source": "view",
+                "origin": "view",
                 "kind": "command",
                 "command": name,
                 "user": s.user,

@@ -239,3 +239,12 @@ def test_a_page_that_stops_reading_costs_a_bounded_queue() -> None:
         assert hub.clients == set()
 
     asyncio.run(main())
+
+
+def test_events_keep_their_own_fields_and_say_where_they_came_from() -> None:
+    m = model([1000.0])
+    feed(m, "controller/events", {"kind": "mode", "name": "manual", "source": "schedule"})
+    feed(m, "der1/events", {"kind": "response", "subject": "abc", "status": 1})
+    ev = m.snapshot()["events"]
+    assert ev[0]["source"] == "schedule" and ev[0]["origin"] == "controller"
+    assert ev[1]["origin"] == "der1" and ev[1]["subject"] == "abc"

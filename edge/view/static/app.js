@@ -218,7 +218,7 @@
   }
   function renderEvents() {
     const items = S.events.slice(-MAX_EVENTS).reverse()
-      .map((e) => el("li", `${e.ts ? fmtTime(e.ts) : ""} [${e.source || ""}] ${eventText(e)}`, e.kind === "fault" ? "error" : ""));
+      .map((e) => el("li", `${e.ts ? fmtTime(e.ts) : ""} [${e.origin || ""}] ${eventText(e)}`, e.kind === "fault" ? "error" : ""));
     $("events").replaceChildren(...items);
   }
 
