@@ -15,6 +15,10 @@ system-deps:
 		echo "installing mosquitto and mosquitto-clients"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mosquitto mosquitto-clients; \
 	fi
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "installing chromium (headless, for the browser tests)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; \
+	fi
 	@if ! $(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1; then \
 		echo "installing python3-venv"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv; \

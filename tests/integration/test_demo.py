@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 
 from edge.bridge.pki import load_or_make_pki
 from edge.demo import BRIDGE_MARKER, DEMO_DEVICE, render_demo_site
+from edge.history.store import HistoryStore
 from edge.mosquitto import free_port
 from tests.broker import Broker
 from tests.mqtt_probe import Probe
@@ -28,7 +30,7 @@ EXE = str(Path(sys.executable).parent / "bess-edge")
 def _demo_site(tmp_path: Path, broker: Broker) -> Path:
     site = render_demo_site(tmp_path / "demo")
     text = site.read_text().replace("port = 1883", f"port = {broker.port}")
-    for fixed in ("15020", "15021", "15022", "15023", "8443"):
+    for fixed in ("15020", "15021", "15022", "15023", "8443", "8080"):
         text = re.sub(rf"\bport = {fixed}\b", f"port = {free_port()}", text)
     site.write_text(text)
     return site
@@ -80,6 +82,11 @@ def test_demo_runs_the_whole_site_and_charges(tmp_path: Path, broker: Broker) ->
         assert reply["setpoint"]["applied_w"] == 20000
         # The simulated inverter follows: 701 W goes negative (charging) towards -20 kW.
         probe.wait_for("bess/demo/inverter/701/W", lambda m: (m.json() or 0) < -15000, 15)
+        # the live page is part of the demo (loopback, no login): its stream shows the site
+        view_port = int(re.findall(r"port = (\d+)", site.read_text().split("[view]")[1])[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{view_port}/api/stream", timeout=5) as r:
+            snap = json.loads(r.readline()[6:])
+        assert snap["site"] == "demo" and snap["devices"]["battery"]["status"] == "online"
         assert _cmd(site, "stop")["ok"] is True
         probe.wait_for("bess/demo/controller/state", lambda m: m.json()["state"] == "stopped", 20)
         probe.wait_for("bess/demo/inverter/701/W", lambda m: m.json() == 0, 15)
@@ -93,3 +100,9 @@ def test_demo_runs_the_whole_site_and_charges(tmp_path: Path, broker: Broker) ->
         probe.close()
     assert proc.returncode == 0, out[-3000:]
     assert "Traceback" not in out, out[-3000:]
+    # ... and so is the recorder: the history next to the site file has the charge in it
+    store = HistoryStore(site.parent / "history.sqlite")
+    try:
+        assert min(v for _, v in store.buckets("inverter/701/W", 0, 2e9, 1)) < -15000
+    finally:
+        store.close()
