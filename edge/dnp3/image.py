@@ -36,7 +36,7 @@ class SiteImage:
         sources += [p.source for p in self.pointmap.analog_inputs]
         for src in sources:
             kind, _, rest = src.partition(":")
-            if kind in ("status", "point"):
+            if kind in ("status", "point", "soc_band"):
                 names.add(rest.split("/", 1)[0])
         names.discard("controller")
         return sorted(names)
@@ -50,6 +50,8 @@ class SiteImage:
             if p.source.startswith("point:"):
                 dev, _, suffix = p.source.removeprefix("point:").partition("/")
                 subs.append(f"{t.device(dev)}/{suffix}")
+            elif p.source.startswith("soc_band:"):
+                subs.append(t.point(p.source.removeprefix("soc_band:"), 802, "SoC"))
         return sorted(set(subs))
 
     # -- input ---------------------------------------------------------------------------
@@ -106,10 +108,10 @@ class SiteImage:
         if src == "dnp3:events_dropped":
             return float(self.events_dropped)
         if src.startswith("point:"):
-            dev = src.removeprefix("point:").split("/", 1)[0]
-            if self.online.get(dev) is False:
-                return None
-            return self.points.get(src.removeprefix("point:"))
+            return self._point(src.removeprefix("point:"))
+        if src.startswith("soc_band:"):
+            soc = self._point(f"{src.removeprefix('soc_band:')}/802/SoC")
+            return None if soc is None else float(sum(soc >= b for b in self.soc_bands))
         st = self._live_state()
         if st is None:
             return None
@@ -117,13 +119,16 @@ class SiteImage:
             name = st.get("state")
             codes = self.pointmap.state_codes
             return float(codes.index(name)) if name in codes else None
-        if src == "soc_band":
-            soc = _number(st.get("soc"))
-            return None if soc is None else float(sum(soc >= b for b in self.soc_bands))
         node: Any = st
         for key in src.removeprefix("ctl:").split("."):
             node = node.get(key) if isinstance(node, dict) else None
         return _number(node)
+
+    def _point(self, key: str) -> float | None:
+        """A device point, unless its device is known to be offline (stale)."""
+        if self.online.get(key.split("/", 1)[0]) is False:
+            return None
+        return self.points.get(key)
 
     def _live_state(self) -> dict[str, Any] | None:
         """The controller state, unless the controller is known to be offline (stale)."""

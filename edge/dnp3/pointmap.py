@@ -18,7 +18,7 @@ BINARY_SOURCES = re.compile(
 )
 ANALOG_SOURCES = re.compile(
     r"^(ctl:[a-z_]+(\.[a-z_]+)*|point:[a-z0-9][a-z0-9_-]{0,31}/[A-Za-z0-9_-]+/[A-Za-z0-9_/]+"
-    r"|state_code|soc_band|dnp3:events_dropped)$"
+    r"|state_code|soc_band:[a-z0-9][a-z0-9_-]{0,31}|dnp3:events_dropped)$"
 )
 BINARY_ACTIONS = ("start_stop", "charge_discharge", "coordinated", "hold", "reset", "grid_support")
 PARAMS = (

@@ -48,14 +48,16 @@ class Poll:
 
 
 class Master:
-    def __init__(self, port: int, master_address: int = 1, outstation_address: int = 10) -> None:
+    def __init__(
+        self, port: int, master_address: int = 1, outstation_address: int = 10, timeout: float = 6.0
+    ) -> None:
         self.m = DNP3Master(
             DNP3Config(
                 host="127.0.0.1",
                 port=port,
                 master_address=master_address,
                 outstation_address=outstation_address,
-                response_timeout=6.0,
+                response_timeout=timeout,
                 connection_timeout=3.0,
                 log_level="CRITICAL",
                 confirm_required=False,  # unconfirmed user data, as DNP3 over TCP usually is
