@@ -5,6 +5,10 @@ What this adds to the library, and why:
   dropped and counted (the library's runner only checks the destination);
 - events carry their time: binary events as g2v2 and analog events as g32v3 (the library
   sends g2v1/g32v1, without time, although it records the time of each event);
+- with `[dnp3] unsolicited = false` a master's ENABLE/DISABLE_UNSOLICITED is answered
+  IIN2.0 (function not supported), as the standard asks of an outstation without them;
+- with `unsolicited = true` the runner sends them (the library builds them but its TCP
+  runner never sends), retried up to the configured count while unconfirmed;
 - the runner counts connections, so the state topic can say whether a master is connected.
 Everything runs on the outstation's own thread and event loop (`OutstationThread`): the
 library calls control handlers synchronously, and a handler waits for the controller's reply
@@ -21,9 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from dnp3.application.builder import build_null_response
 from dnp3.application.fragment import ObjectBlock, ResponseFragment
 from dnp3.application.qualifiers import ObjectHeader
-from dnp3.core.enums import ControlCode, OperationType, TripCloseCode
+from dnp3.core.enums import ControlCode, FunctionCode, OperationType, TripCloseCode
+from dnp3.core.flags import IIN
 from dnp3.core.timestamp import DNP3Timestamp
 from dnp3.database import (
     AnalogInputConfig,
@@ -35,6 +41,7 @@ from dnp3.database import (
     EventClass,
 )
 from dnp3.database.event_buffer import EventBufferConfig
+from dnp3.datalink.builder import build_unconfirmed_user_data
 from dnp3.objects.analog_input import AnalogInputEvent32
 from dnp3.objects.binary_input import BinaryInputEvent
 from dnp3.outstation import (
@@ -46,6 +53,7 @@ from dnp3.outstation import (
     PeerId,
     UnsolicitedConfig,
 )
+from dnp3.transport.segmenter import Segmenter
 
 from edge.dnp3.config import Dnp3Config
 from edge.dnp3.pointmap import PointMap
@@ -55,6 +63,8 @@ log = logging.getLogger(__name__)
 BINARY_EVENT_TIME = (2, 2)  # g2v2: binary input event with absolute time
 ANALOG_EVENT_TIME = (32, 3)  # g32v3: 32-bit analog input event with absolute time
 START_TIMEOUT_S = 5.0
+UNSOLICITED_PERIOD_S = 0.05
+UNSOLICITED_FCS = (FunctionCode.ENABLE_UNSOLICITED, FunctionCode.DISABLE_UNSOLICITED)
 
 # (kind "binary"/"analog", index, value, how "select"/"operate"/"direct") -> result
 Executor = Callable[[str, int, Any, str], CommandResult]
@@ -166,6 +176,8 @@ class BessOutstation(Outstation):
             self.rejected_frames += 1
             return []
         self.on_request()
+        if not self.config.unsolicited.enabled and len(data) >= 2 and data[1] in UNSOLICITED_FCS:
+            return [build_null_response(iin=self.iin | IIN.NO_FUNC_CODE_SUPPORT, seq=data[0] & 15)]
         return super().process_request(data, peer=peer)
 
     def _build_binary_event_blocks(self, events: list[Any]) -> list[ObjectBlock]:
@@ -206,14 +218,56 @@ class CountingRunner(OutstationTcpRunner):
 
     connections: int = field(default=0, init=False)
     accepted: int = field(default=0, init=False)
+    unsolicited_sent: int = field(default=0, init=False)
+    unsolicited_unconfirmed: int = field(default=0, init=False)
 
     async def _handle_connection(self, channel: Any) -> None:
         self.connections += 1
         self.accepted += 1
+        sender = None
+        if self.outstation.config.unsolicited.enabled:
+            sender = asyncio.create_task(self._send_unsolicited(channel))
         try:
             await super()._handle_connection(channel)
         finally:
             self.connections -= 1
+            if sender is not None:
+                sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await sender
+
+    async def _send_unsolicited(self, channel: Any) -> None:
+        """Send pending events unsolicited once the master enabled them; wait for CONFIRM.
+
+        The library removes events from its buffer when it builds the fragment, so a fragment
+        never confirmed after its retries is lost (counted in `unsolicited_unconfirmed`)."""
+        cfg = self.outstation.config
+        state = self.outstation._state.unsolicited  # the library keeps it private
+        segmenter = Segmenter()
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(UNSOLICITED_PERIOD_S)
+            fragment = self.outstation.generate_unsolicited()
+            if fragment is None:
+                continue
+            self.unsolicited_sent += 1
+            for _ in range(cfg.unsolicited.max_retries + 1):
+                for seg in segmenter.segment(fragment.to_bytes()):
+                    frame = build_unconfirmed_user_data(
+                        destination=cfg.master_address,
+                        source=cfg.address,
+                        dir_from_master=False,
+                        user_data=seg.to_bytes(),
+                    )
+                    await channel.write_all(frame.to_bytes())
+                deadline = loop.time() + cfg.unsolicited.confirm_timeout
+                while state.pending_confirm and loop.time() < deadline:
+                    await asyncio.sleep(0.01)
+                if not state.pending_confirm:
+                    break
+            else:
+                self.unsolicited_unconfirmed += 1
+                state.pending_confirm = False
 
 
 class OutstationThread:
@@ -227,7 +281,9 @@ class OutstationThread:
                 address=cfg.outstation_address,
                 master_address=cfg.master_address,
                 select_timeout=cfg.select_timeout_s,
-                unsolicited=UnsolicitedConfig(enabled=cfg.unsolicited),
+                unsolicited=UnsolicitedConfig(
+                    enabled=cfg.unsolicited, confirm_timeout=2.0, max_retries=2
+                ),
                 time_sync_required=False,
             ),
             database=self.db,

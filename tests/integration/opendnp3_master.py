@@ -26,8 +26,15 @@ Row = tuple[str, int, Any, int]  # (group-variation name, index, value, time in 
 class OpenDnp3Master:
     """`with OpenDnp3Master(port) as m: m.integrity(); m.rows("Group2")`"""
 
-    def __init__(self, port: int, master_address: int = 1, outstation_address: int = 10) -> None:
-        self.args = [str(port), str(master_address), str(outstation_address)]
+    def __init__(
+        self,
+        port: int,
+        master_address: int = 1,
+        outstation_address: int = 10,
+        unsolicited: bool = False,
+    ) -> None:
+        """`unsolicited`: the master enables unsolicited responses at startup."""
+        self.args = [str(port), str(master_address), str(outstation_address), str(int(unsolicited))]
         self._seen: list[Row] = []
 
     def __enter__(self) -> OpenDnp3Master:
@@ -86,7 +93,7 @@ class OpenDnp3Master:
 
 
 # -- the child process ---------------------------------------------------------------------
-def _child(port: int, local: int, remote: int) -> None:
+def _child(port: int, local: int, remote: int, unsolicited: bool) -> None:
     from pydnp3 import asiodnp3, asiopal, opendnp3, openpal
 
     seen: list[Row] = []
@@ -129,7 +136,9 @@ def _child(port: int, local: int, remote: int) -> None:
     cfg.link.LocalAddr = local
     cfg.link.RemoteAddr = remote
     cfg.master.responseTimeout = openpal.TimeDuration().Seconds(3)
-    cfg.master.disableUnsolOnStartup = True
+    cfg.master.disableUnsolOnStartup = not unsolicited
+    if unsolicited:
+        cfg.master.unsolClassMask = opendnp3.ClassField().AllEventClasses()
     soe = SOE()
     master = channel.AddMaster("oracle", soe, asiodnp3.DefaultMasterApplication().Create(), cfg)
     master.Enable()
@@ -156,4 +165,4 @@ def _child(port: int, local: int, remote: int) -> None:
 
 
 if __name__ == "__main__":
-    _child(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
+    _child(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1")

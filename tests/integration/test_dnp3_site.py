@@ -244,3 +244,30 @@ def test_reconnect_bounded_events_and_master_loss_fallback(broker: Broker) -> No
             assert s.dnp3_state["master"]["connections"] >= 3
 
     _run(main())
+
+
+@pytest.mark.parametrize("unsolicited", [True, False])
+def test_unsolicited_is_configurable(broker: Broker, unsolicited: bool) -> None:
+    async def main() -> None:
+        async with Dnp3Site(broker, unsolicited=unsolicited) as s:
+            site = s.site
+            with OpenDnp3Master(s.port, unsolicited=True) as m:  # the master asks for them
+                await asyncio.sleep(1.5)  # startup: integrity poll, enable unsolicited
+                await asyncio.to_thread(m.clear)
+                site.sim.set_value("battery", 802, "SoC", 85.0)  # band 2 -> 3, no poll
+
+                def band_3() -> Any:
+                    row = _last(m.rows("Group32Var3"), 1)
+                    return row if row and row[2] == 3 else None
+
+                if unsolicited:
+                    await _until(band_3, 5, "band 3 event, unsolicited")
+                    assert s.svc.os.runner.unsolicited_sent >= 1
+                else:
+                    await asyncio.sleep(2.0)
+                    assert band_3() is None  # not sent: the master must poll for it
+                    assert s.svc.os.runner.unsolicited_sent == 0
+                    await asyncio.to_thread(m.events)
+                    await _until(band_3, 5, "band 3 event, polled")
+
+    _run(main())
