@@ -8,6 +8,7 @@ frame, so it must be a real one (1-65519).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,9 @@ class Dnp3Config:
         return self.pointmap if self.pointmap is not None else bundled_pointmap()
 
 
+@cache
 def bundled_pointmap() -> PointMap:
+    """The bundled map, parsed once (it is read on every site update)."""
     text = resources.files("edge.dnp3").joinpath(DEFAULT_POINTMAP).read_text("utf-8")
     return load_pointmap(text, "edge/dnp3/points.toml")
 
