@@ -265,3 +265,14 @@ def test_image_maps_state_faults_and_points() -> None:
     im.on_message(T.controller_status, b"offline")
     assert im.binary(_bi("state_charging")) is None  # stale state is not served as live
     assert im.on_message(T.controller_state, b"{not json") is False
+
+
+def test_service_runs_only_when_enabled() -> None:
+    from edge.dnp3.service import Dnp3Service, make_services
+    from edge.services import service_factories
+
+    assert "dnp3" in service_factories()
+    assert make_services(parse_site({"site": {"id": "s1"}})) == []
+    assert make_services(parse_site({"site": {"id": "s1"}, "dnp3": {}})) == []
+    on = make_services(parse_site({"site": {"id": "s1"}, "dnp3": {"enabled": True}}))
+    assert len(on) == 1 and isinstance(on[0], Dnp3Service)
