@@ -227,9 +227,11 @@ class Dnp3Service:
     async def _fallback(self, now: float) -> None:
         reply = await self._send(self.watch.fallback, {})
         status, message = reply_status(reply)
-        self.watch.done(self.clock(), status == CommandStatus.SUCCESS, message)
+        ok = status == CommandStatus.SUCCESS
+        outcome = "ok" if ok else "no_reply" if reply is None else "refused"
+        self.watch.done(self.clock(), outcome, message)
         log.warning("%s", self.watch.reason)
-        if status == CommandStatus.SUCCESS:
+        if reply is not None:
             self.os.call(self._forget_enabled)
             self.image.fallback_active = True
             self._dirty = True

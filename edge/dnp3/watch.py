@@ -4,8 +4,10 @@ The watch is armed by the first control the master gets accepted: from then on t
 is commanding the site, and if it goes silent for longer than `timeout_s` the site must not
 keep running its last order unattended. It is not armed while the master only monitors (a
 SCADA that polls but never commands must not stop a site run by its schedule). A fallback
-that fails (controller not answering) is retried every `retry_s`. The master's next request
-ends the fallback episode; it never resumes the previous order.
+that gets no answer (controller or broker away) is retried every `retry_s`; one the
+controller refuses (already stopped, in fault) ends the episode, since the controller then
+is in a state it chose itself and says why. The master's next request ends the fallback
+episode; it never resumes the previous order.
 """
 
 from __future__ import annotations
@@ -42,18 +44,21 @@ class MasterWatch:
             return False
         return now - self.last_seen > self.timeout_s and now >= self.next_try
 
-    def done(self, now: float, ok: bool, detail: str) -> None:
-        """The outcome of the fallback command."""
+    def done(self, now: float, outcome: str, detail: str = "") -> None:
+        """The outcome of the fallback command: "ok", "refused" or "no_reply"."""
         silent = now - (self.last_seen or now)
-        if ok:
-            self.armed = False
-            self.active = True
-            self.since = now
-            self.fallbacks += 1
-            self.reason = f"DNP3 master silent for {silent:.0f} s: fallback {self.fallback}"
-        else:
+        head = f"DNP3 master silent for {silent:.0f} s"
+        if outcome == "no_reply":
             self.next_try = now + self.retry_s
-            self.reason = f"DNP3 master silent for {silent:.0f} s: {self.fallback} failed: {detail}"
+            self.reason = f"{head}: {self.fallback} not answered ({detail}), retrying"
+            return
+        self.armed = False
+        self.active = True
+        self.since = now
+        self.fallbacks += 1
+        self.reason = f"{head}: fallback {self.fallback}"
+        if outcome == "refused":
+            self.reason += f" refused by the controller ({detail})"
 
     def as_dict(self) -> dict[str, Any]:
         return {

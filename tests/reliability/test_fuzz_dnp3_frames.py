@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from dnp3py.layers.datalink import DataLinkLayer
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from edge.mqtt.client import Message
@@ -44,13 +44,26 @@ def framed(draw: Any) -> bytes:
     if fc in ACTING and rest[:1] and rest[0] in CONTROL_GROUPS:
         rest = bytes([rest[0] ^ 0x80]) + rest[1:]
     app = bytes([draw(st.integers(0, 255)), fc]) + rest
-    transport = bytes([draw(st.integers(0, 255))])
+    # mostly a single-segment fragment (FIR and FIN set), so most cases reach the application
+    transport = bytes(
+        [draw(st.one_of(st.integers(0, 63).map(lambda q: 0xC0 | q), st.integers(0, 255)))]
+    )
     dest = draw(st.sampled_from([10, 10, 10, 11, 0]))
     link = DataLinkLayer(master_address=1, outstation_address=10)
     frame = link.build_frame(
         transport + app, destination=dest, source=source, confirmed=draw(st.booleans()), fcv=False
     )
     return bytes(frame)
+
+
+def _frame(source: int, app: bytes) -> bytes:
+    link = DataLinkLayer(master_address=1, outstation_address=10)
+    return bytes(link.build_frame(b"\xc0" + app, destination=10, source=source, confirmed=False))
+
+
+# Always run as well: a garbage READ from the master (reaches the application layer) and a
+# well-formed integrity poll from a stranger (address check).
+KNOWN = [_frame(1, b"\xc0\x01\xff\xff\xff"), _frame(7, b"\xc0\x01\x3c\x01\x06")]
 
 
 @st.composite
@@ -93,6 +106,7 @@ def test_malformed_frames_change_nothing(broker: Broker) -> None:
 
             @live_batch_settings(60)
             @given(batch=frames)
+            @example(batch=KNOWN)
             def fuzz(batch: list[bytes]) -> None:
                 _send(s.port, batch)
                 count("dnp3_frames", len(batch))

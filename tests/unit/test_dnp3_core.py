@@ -215,13 +215,20 @@ def test_watch_falls_back_only_when_the_master_commanded() -> None:
     assert not w.due(100)  # a monitoring-only master: never armed
     w.control_accepted(100)
     assert not w.due(110) and w.due(110.5)
-    w.done(110.5, ok=False, detail="no reply")
+    w.done(110.5, "no_reply", "timeout")
+    assert not w.active and "retrying" in w.reason
     assert not w.due(112) and w.due(115.5)  # retried after retry_s
-    w.done(115.5, ok=True, detail="")
-    assert w.active and "silent for 16 s" in w.reason and not w.due(200)
+    w.done(115.5, "ok")
+    assert w.active and w.reason == "DNP3 master silent for 16 s: fallback hold"
+    assert not w.due(200)
     w.seen(300)
     assert not w.active and not w.due(1000)  # disarmed until the next control
     assert MasterWatch(timeout_s=1, fallback="none").due(1e9) is False
+    # a refusal (site already stopped or in fault) ends the episode: no endless retries
+    r = MasterWatch(timeout_s=1)
+    r.control_accepted(0)
+    r.done(2, "refused", "not_allowed_in_state: hold: state is stopped")
+    assert r.active and "refused by the controller" in r.reason and not r.due(100)
 
 
 # -- site image -----------------------------------------------------------------------------
