@@ -163,10 +163,18 @@ def test_controls_nfm_master(broker: Broker) -> None:
             if "mode" in CONTROLLER_COMMANDS:  # the operating-modes layer is merged
                 assert r["coordinated"] == "SUCCESS"
                 await site.wait(lambda: site.ctl.snapshot()["mode"]["name"] == "soc_target", 5)
+                # 50 % -> 80 % in 30 min is far more than the 5 kW charge before: it moves
+                await site.wait(lambda: site.value("inverter", 701, "W") < -10000, 10, "soc_target")
+
+                def mode_point() -> bool:
+                    with Master(s.port) as m:
+                        return m.integrity().binary[12]
+
+                await _until(mode_point, 10, "BI 12 mode_soc_target")
             else:  # cmd/mode is refused unknown_command by this controller
                 assert r["coordinated"] == "NOT_SUPPORTED"
                 assert site.value("inverter", 704, "WSet") == -5000  # nothing changed
-            assert r["poll"].analog[6] == site.ctl.snapshot()["setpoint"]["applied_w"] == 5000
+                assert r["poll"].analog[6] == site.ctl.snapshot()["setpoint"]["applied_w"] == 5000
 
             # a master with another address is not answered, and is counted
             def stranger() -> bool:
@@ -174,9 +182,10 @@ def test_controls_nfm_master(broker: Broker) -> None:
                     return m.integrity().ok
 
             rejected = s.svc.os.outstation.rejected_frames
+            state, reason = site.ctl.state, site.ctl.reason
             assert await asyncio.to_thread(stranger) is False
             assert s.svc.os.outstation.rejected_frames > rejected
-            assert site.value("inverter", 704, "WSet") == -5000
+            assert (site.ctl.state, site.ctl.reason) == (state, reason)
 
     _run(main())
 
