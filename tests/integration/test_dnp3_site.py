@@ -149,16 +149,19 @@ def test_controls_nfm_master(broker: Broker) -> None:
             def session_3() -> dict[str, Any]:
                 out: dict[str, Any] = {}
                 with Master(s.port) as m:
-                    out["new_setpoint"] = m.analog_out(0, -5000)  # applied at once: enabled
                     out["target"] = m.analog_out(1, 80)
                     out["duration"] = m.analog_out(2, 30)
                     out["coordinated"] = m.crob(2, True)
                     out["poll"] = m.integrity()
                 return out
 
-            r = await asyncio.to_thread(session_3)
-            assert r["new_setpoint"] == "SUCCESS"
+            def new_setpoint() -> str:
+                with Master(s.port) as m:
+                    return m.analog_out(0, -5000)  # applied at once: the mode is enabled
+
+            assert await asyncio.to_thread(new_setpoint) == "SUCCESS"
             assert site.value("inverter", 704, "WSet") == -5000
+            r = await asyncio.to_thread(session_3)
             assert r["target"] == "SUCCESS" and r["duration"] == "SUCCESS"
             if "mode" in CONTROLLER_COMMANDS:  # the operating-modes layer is merged
                 assert r["coordinated"] == "SUCCESS"
