@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-RESERVED_NAMES = frozenset({"controller", "bridge", "sim", "reply", "operator"})
+RESERVED_NAMES = frozenset({"controller", "bridge", "sim", "reply", "operator", "dnp3"})
 CONTROLLER_COMMANDS = (
     "start",
     "stop",
@@ -126,6 +126,14 @@ class Topics:
     @property
     def bridge_status(self) -> str:
         return f"{self.root}/bridge/status"
+
+    @property
+    def dnp3_status(self) -> str:
+        return f"{self.root}/dnp3/status"
+
+    @property
+    def dnp3_state(self) -> str:
+        return f"{self.root}/dnp3/state"
 
     def sim_cmd(self, device: str, action: str) -> str:
         return f"{self.root}/sim/{device}/cmd/{action}"

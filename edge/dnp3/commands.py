@@ -1,0 +1,161 @@
+"""DNP3 controls -> controller commands, and controller replies -> DNP3 command status. Pure.
+
+A control either becomes one controller command (`Send`), sent over MQTT exactly like an
+operator's, through the same validation, pipeline and replies; or it is answered at once
+(`Answer`): a parameter stored, a point that maps to nothing yet, a value out of the map's
+range. Nothing is changed here until `commit()` is called with the outcome, so a refused
+command leaves the stored parameters as they were.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dnp3.core.enums import CommandStatus
+
+from edge.dnp3.pointmap import PointMap
+
+# Controller refusal codes (topics.md) -> DNP3 command status (IEEE 1815 Table 4-5 names).
+REFUSAL_STATUS = {
+    "out_of_range": CommandStatus.OUT_OF_RANGE,
+    "invalid_payload": CommandStatus.FORMAT_ERROR,
+    "not_allowed_in_state": CommandStatus.BLOCKED,
+    "fault_active": CommandStatus.HARDWARE_ERROR,
+    "unknown_command": CommandStatus.NOT_SUPPORTED,
+}
+# The controller is downstream of the outstation: no reply, offline or failed -> DOWNSTREAM_FAIL.
+NO_REPLY_STATUS = CommandStatus.DOWNSTREAM_FAIL
+GRID_SUPPORT_NOTE = "grid support (curves, power factor, active power limit) is not built yet"
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: CommandStatus
+    message: str
+    params: dict[str, float] = field(default_factory=dict)  # stored on commit when SUCCESS
+
+
+@dataclass(frozen=True)
+class Send:
+    command: str
+    body: dict[str, Any]
+    enables: str | None  # the DNP3 mode this selects ("" = none), None = leaves it as is
+    params: dict[str, float] = field(default_factory=dict)
+
+
+Decision = Answer | Send
+
+
+def reply_status(reply: dict[str, Any] | None) -> tuple[CommandStatus, str]:
+    """The DNP3 status for a controller reply (None: no reply in time)."""
+    if reply is None:
+        return NO_REPLY_STATUS, "no reply from the controller in time"
+    if reply.get("ok") is True:
+        return CommandStatus.SUCCESS, str(reply.get("state", ""))
+    raw = reply.get("error")
+    err: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    code = str(err.get("code", ""))
+    return REFUSAL_STATUS.get(code, NO_REPLY_STATUS), f"{code}: {err.get('message', '')}"
+
+
+class ControlMap:
+    """The control side of the point map, with the parameters written by the master."""
+
+    def __init__(self, pointmap: PointMap, remote_control: bool, wall: Callable[[], float]) -> None:
+        self.pm = pointmap
+        self.remote_control = remote_control
+        self.wall = wall
+        self.params: dict[str, float] = {"charge_discharge.power_w": 0.0}
+        self.enabled: str = ""  # "charge_discharge" | "coordinated" | ""
+
+    # -- decisions ---------------------------------------------------------------------
+    def binary(self, index: int, on: bool | None, how: str) -> Decision:
+        """`how`: "select", "operate" (after a matching select) or "direct"."""
+        p = self.pm.binary_output(index)
+        if p is None:
+            return Answer(CommandStatus.NOT_SUPPORTED, f"binary output {index}: not in the map")
+        gate = self._gate(p.name, p.sbo, how)
+        if gate is not None:
+            return gate
+        if p.action == "grid_support":
+            return Answer(CommandStatus.NOT_SUPPORTED, f"{p.name}: {GRID_SUPPORT_NOTE}")
+        if on is None:
+            return Answer(CommandStatus.NOT_SUPPORTED, f"{p.name}: control code not supported")
+        if how == "select":
+            return Answer(CommandStatus.SUCCESS, f"{p.name}: selected")
+        if p.action == "start_stop":
+            return Send("start" if on else "stop", {}, None if on else "")
+        if p.action in ("hold", "reset"):
+            if not on:
+                return Answer(CommandStatus.SUCCESS, f"{p.name}: off does nothing")
+            return Send(p.action, {}, "" if p.action == "hold" else None)
+        if not on:
+            if self.enabled != p.action:
+                return Answer(CommandStatus.SUCCESS, f"{p.name}: already off")
+            return Send("hold", {}, "")
+        return self._mode_command(p.action, {}, p.name)
+
+    def analog(self, index: int, value: float, how: str) -> Decision:
+        p = self.pm.analog_output(index)
+        if p is None:
+            return Answer(CommandStatus.NOT_SUPPORTED, f"analog output {index}: not in the map")
+        gate = self._gate(p.name, p.sbo, how)
+        if gate is not None:
+            return gate
+        if p.param is None:
+            return Answer(CommandStatus.NOT_SUPPORTED, f"{p.name}: {GRID_SUPPORT_NOTE}")
+        eng = value / p.scale
+        if not math.isfinite(eng) or not p.min <= eng <= p.max:
+            return Answer(
+                CommandStatus.OUT_OF_RANGE,
+                f"{p.name}: {value:g} ({eng:g} {p.unit}) outside [{p.min:g}, {p.max:g}]",
+            )
+        new = {p.param: eng}
+        if how == "select":
+            return Answer(CommandStatus.SUCCESS, f"{p.name}: selected")
+        mode = p.param.split(".", 1)[0]
+        if self.enabled == mode:  # the mode runs: apply the new parameter now
+            return self._mode_command(mode, new, p.name)
+        return Answer(CommandStatus.SUCCESS, f"{p.name} = {eng:g} {p.unit}", new)
+
+    def commit(self, decision: Decision, status: CommandStatus) -> None:
+        """Record the outcome: parameters and the enabled mode change only on SUCCESS."""
+        if status != CommandStatus.SUCCESS:
+            return
+        self.params.update(decision.params)
+        if isinstance(decision, Send) and decision.enables is not None:
+            self.enabled = decision.enables
+
+    # -- helpers -----------------------------------------------------------------------
+    def _gate(self, name: str, sbo: bool, how: str) -> Answer | None:
+        if not self.remote_control:
+            return Answer(CommandStatus.LOCAL, f"{name}: remote control is off ([dnp3])")
+        if sbo and how == "direct":
+            return Answer(CommandStatus.NOT_SUPPORTED, f"{name}: select-before-operate required")
+        return None
+
+    def _mode_command(self, mode: str, new: dict[str, float], name: str) -> Decision:
+        params = {**self.params, **new}
+        if mode == "charge_discharge":
+            w = params["charge_discharge.power_w"]
+            if w == 0:
+                return Send("hold", {}, mode, new)
+            cmd = "discharge" if w > 0 else "charge"
+            return Send(cmd, {"power_w": abs(w)}, mode, new)
+        missing = [k for k in ("target_soc", "duration_min") if f"coordinated.{k}" not in params]
+        if missing:
+            return Answer(
+                CommandStatus.FORMAT_ERROR, f"{name}: coordinated.{missing[0]} is not set yet"
+            )
+        by = self.wall() + params["coordinated.duration_min"] * 60.0
+        body: dict[str, Any] = {
+            "target_soc": params["coordinated.target_soc"],
+            "by": dt.datetime.fromtimestamp(by, dt.UTC).isoformat(timespec="seconds"),
+        }
+        if params.get("coordinated.max_power_w"):
+            body["max_power_w"] = params["coordinated.max_power_w"]
+        return Send("mode", {"mode": "soc_target", "params": body}, mode, new)
