@@ -43,6 +43,7 @@ class BridgeDevice:
     lfdi: str
     sfdi: int
     pin: int | None = None
+    legacy_xml: bool | None = None  # None: the bridge's setting
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class BridgeConfig:
     tls: BridgeTls | None = None
     proxy: BridgeProxy | None = None
     allow_registration: bool = False
+    allow_reregistration: bool = False
+    legacy_xml: bool = False
     timezone: str = "UTC"
     poll_rate_s: int = 60
     refresh_s: int = 60
@@ -94,6 +97,7 @@ class BridgeDeviceSchema(Schema):
     lfdi = fields.String(required=True)
     sfdi = fields.Integer(required=True, strict=True)
     pin = fields.Integer(load_default=None, strict=True, validate=validate.Range(0, 99999999))
+    legacy_xml = fields.Boolean(load_default=None)
 
     @validates("name")
     def _name(self, value: str, **_: Any) -> None:
@@ -117,7 +121,13 @@ class BridgeDeviceSchema(Schema):
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> BridgeDevice:
-        return BridgeDevice(data["name"], data["lfdi"].strip().lower(), data["sfdi"], data["pin"])
+        return BridgeDevice(
+            data["name"],
+            data["lfdi"].strip().lower(),
+            data["sfdi"],
+            data["pin"],
+            data["legacy_xml"],
+        )
 
 
 class BridgeSchema(Schema):
@@ -126,6 +136,8 @@ class BridgeSchema(Schema):
     tls = fields.Nested(BridgeTlsSchema, load_default=None)
     proxy = fields.Nested(BridgeProxySchema, load_default=None)
     allow_registration = fields.Boolean(load_default=False)
+    allow_reregistration = fields.Boolean(load_default=False)
+    legacy_xml = fields.Boolean(load_default=False)
     timezone = fields.String(load_default="UTC")
     poll_rate_s = fields.Integer(load_default=60, validate=validate.Range(1, 86400))
     refresh_s = fields.Integer(load_default=60, validate=validate.Range(1, 86400))

@@ -15,14 +15,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from envoy_schema.server.schema.sep2 import der, end_device, event, function_set_assignments
 from envoy_schema.server.schema.sep2.der_control_types import ActivePower, ReactivePower
 from envoy_schema.server.schema.sep2.device_capability import DeviceCapabilityResponse
-from envoy_schema.server.schema.sep2.identification import Link, ListLink, Resource
+from envoy_schema.server.schema.sep2.identification import Link, ListLink
 from envoy_schema.server.schema.sep2.response import Response as ResponseOut
 from envoy_schema.server.schema.sep2.response import ResponseType
 from envoy_schema.server.schema.sep2.time import TimeResponse
@@ -30,7 +30,7 @@ from envoy_schema.server.schema.sep2.types import DateTimeIntervalType
 from lxml import etree
 from pydantic_xml import BaseXmlModel
 
-from edge.bridge import mapping
+from edge.bridge import mapping, schema
 from edge.bridge import models as m
 from edge.bridge.config import BridgeConfig
 from edge.bridge.controls import (
@@ -46,9 +46,9 @@ from edge.bridge.controls import (
     scaled,
     wchamax_fixed_w,
 )
-from edge.bridge.identity import sfdi_from_lfdi
+from edge.bridge.identity import LFDI_RE, sfdi_from_lfdi, sfdi_valid
 from edge.bridge.timeres import time_fields
-from edge.bridge.xmlcodec import XmlError, load, parse_tree, render, root_name, try_load
+from edge.bridge.xmlcodec import XmlError, load, parse_tree, render, root_name
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,8 @@ class Device:
     pin: int | None
     registered_at: int
     changed_time: int
-    docs: dict[str, Resource] = field(default_factory=dict)  # served back on GET
+    legacy_xml: bool = False
+    docs: dict[str, bytes] = field(default_factory=dict)  # served back on GET, as sent
     wrtg: float | None = None
     set_max_charge_w: float | None = None
     set_max_w: float | None = None
@@ -127,7 +128,7 @@ class Mup:
     mid: int
     owner: int
     doc: m.MirrorUsagePointOut | None
-    mrid: str | None
+    mrid: str
     readings: dict[str, str] = field(default_factory=dict)  # MMR mRID -> description
     pow10: dict[str, int] = field(default_factory=dict)  # MMR mRID or description -> multiplier
 
@@ -177,16 +178,21 @@ class BridgeCore:
         self.devices: dict[int, Device] = {}
         self.by_lfdi: dict[str, Device] = {}
         self.mups: dict[int, Mup] = {}
+        # mRIDs of mirror data -> the device (eid) that owns them; another device's is refused
+        self.mrid_owner: dict[str, int] = {}
         self._next_eid = 1
         self._next_mup = 1
         self.default_base = parse_base(cfg.default_control, Limits())
         now = int(clock())
         for d in cfg.devices:
-            self._add_device(d.name, d.lfdi, d.sfdi, d.pin, now)
+            legacy = cfg.legacy_xml if d.legacy_xml is None else d.legacy_xml
+            self._add_device(d.name, d.lfdi, d.sfdi, d.pin, now, legacy)
 
     # -- devices ---------------------------------------------------------------------------
-    def _add_device(self, name: str, lfdi: str, sfdi: int, pin: int | None, now: int) -> Device:
-        dev = Device(self._next_eid, name, lfdi, sfdi, pin, now, now)
+    def _add_device(
+        self, name: str, lfdi: str, sfdi: int, pin: int | None, now: int, legacy: bool
+    ) -> Device:
+        dev = Device(self._next_eid, name, lfdi, sfdi, pin, now, now, legacy)
         self._next_eid += 1
         self.devices[dev.eid] = dev
         self.by_lfdi[lfdi] = dev
@@ -212,12 +218,11 @@ class BridgeCore:
             return self._handle(method.upper(), path.rstrip("/") or "/", query, body, lfdi)
         except HttpError as exc:
             if exc.status in (400, 409):
-                err = m.Error(reasonCode=exc.reason)
-                return Reply(exc.status, render(err))
+                return Reply(exc.status, error_body(exc.reason, exc.message))
             return Reply(exc.status)
         except XmlError as exc:
             log.info("bad XML on %s %s: %s", method, path, exc)
-            return Reply(400, render(m.Error(reasonCode=REASON_FORMAT)))
+            return Reply(400, error_body(REASON_FORMAT, str(exc)))
 
     def _handle(
         self, method: str, path: str, query: Mapping[str, str], body: bytes, lfdi: str | None
@@ -250,6 +255,13 @@ class BridgeCore:
                     results=len(pg),
                     pollRate=self.cfg.poll_rate_s,
                     EndDevice=[self._end_device(d) for d in pg] or None,
+                )
+            )
+        if dev is None and path == "/mup" and method == "GET":
+            # /dcap advertises the list before registration: it is empty, not forbidden
+            return self._ok(
+                m.MirrorUsagePointList(
+                    href="/mup", all_=0, results=0, pollRate=self.cfg.poll_rate_s
                 )
             )
         if dev is None:
@@ -301,22 +313,38 @@ class BridgeCore:
         )
 
     def _register(self, body: bytes, lfdi: str, now: int) -> Reply:
-        req = load(m.EndDeviceIn, parse_tree(body, self.cfg.max_body_bytes))
+        tree = self._tree(body, "EndDevice", legacy=self.cfg.legacy_xml)
+        req = load(m.EndDeviceIn, tree)
         sfdi = sfdi_from_lfdi(lfdi)
         if req.sFDI is None:
             raise HttpError(400, "EndDevice.sFDI: required")
-        if req.sFDI != sfdi or (req.lFDI is not None and req.lFDI.strip().lower() != lfdi):
+        if not sfdi_valid(req.sFDI):
+            raise HttpError(400, f"EndDevice.sFDI: {req.sFDI} has a wrong check digit")
+        posted_lfdi = _lfdi(req.lFDI, "EndDevice.lFDI")
+        if req.sFDI != sfdi or (posted_lfdi is not None and posted_lfdi != lfdi):
             raise HttpError(409, "EndDevice sFDI/lFDI do not match the client certificate")
         dev = self.by_lfdi.get(lfdi)
         if dev is None:
             if any(d.sfdi == sfdi for d in self.devices.values()):
                 raise HttpError(409, f"sFDI {sfdi} already registered to another device")
-            dev = self._add_device(f"edev-{sfdi}", lfdi, sfdi, None, now)
+            dev = self._add_device(f"edev-{sfdi}", lfdi, sfdi, None, now, self.cfg.legacy_xml)
             dev.last_seen = self.clock()
             self._announce(dev)
+        elif not self.cfg.allow_reregistration:
+            raise HttpError(409, f"LFDI {lfdi} is already registered as {dev.base}")
         else:
             dev.changed_time = req.changedTime or dev.changed_time
         return Reply(201, location=dev.base)
+
+    def _tree(self, body: bytes, *roots: str, legacy: bool = False) -> etree._Element:
+        """Parse and check a device document: strict unless `legacy` (then only tolerant)."""
+        tree = parse_tree(body, self.cfg.max_body_bytes, legacy)
+        name = root_name(tree)
+        if name not in roots:
+            raise XmlError(f"expected a {' or '.join(roots)} document, got {name}")
+        if not legacy:
+            schema.check(tree)
+        return tree
 
     def _edev(
         self, method: str, sub: str, query: Mapping[str, str], body: bytes, dev: Device, now: float
@@ -350,7 +378,7 @@ class BridgeCore:
                 doc = dev.docs.get(sub)
                 if doc is None:
                     raise HttpError(404)
-                return self._ok(doc)
+                return Reply(200, doc)
             self._only(method, "PUT", "POST")
             self._put(sub, body, dev)
             return Reply(204)
@@ -450,61 +478,46 @@ class BridgeCore:
 
     # -- device-posted resources -----------------------------------------------------------
     def _put(self, sub: str, body: bytes, dev: Device) -> None:
-        tree = parse_tree(body, self.cfg.max_body_bytes)
-        name = root_name(tree)
-        expected = {
-            "/di": "DeviceInformation",
-            "/dstat": "DeviceStatus",
-            "/ps": "PowerStatus",
-            "/der/1/dercap": "DERCapability",
-            "/der/1/derg": "DERSettings",
-            "/der/1/ders": "DERStatus",
-            "/der/1/dera": "DERAvailability",
-        }[sub]
-        if name != expected:
-            raise XmlError(f"expected a {expected} document, got {name}")
-        href = f"{dev.base}{sub}"
+        """Validate the whole document, then store it; a refused document changes nothing."""
+        expected = PUT_ROOTS[sub]
+        tree = self._tree(body, expected, legacy=dev.legacy_xml)
+        valid = True
+        if dev.legacy_xml:
+            # Tolerated, mapped to topics; served back (and trusted for limits) only if valid.
+            try:
+                schema.check(tree)
+            except XmlError:
+                valid = False
         values: dict[str, Any] = {}
-        served: Resource | None = None
+        changes: dict[str, Any] = {}
         if sub == "/di":
-            di = load(m.DeviceInformation, tree)
-            values = mapping.device_information(di)
-            served = di if all(getattr(di, k) is not None for k in di.REQUIRED) else None
+            values = mapping.device_information(load(m.DeviceInformation, tree))
         elif sub == "/dstat":
-            ds = load(m.DeviceStatus, tree)
-            served = ds if ds.changedTime is not None else None
+            load(m.DeviceStatus, tree)
         elif sub == "/ps":
-            ps = load(m.PowerStatus, tree)
-            values = mapping.power_status(ps)
-            served = ps if all(getattr(ps, k) is not None for k in ps.REQUIRED) else None
+            values = mapping.power_status(load(m.PowerStatus, tree))
         elif sub == "/der/1/dercap":
-            cap = load(m.DERCapabilityIn, tree)
-            values = mapping.der_capability(cap)
-            dev.wrtg = values.get("120/WRtg", dev.wrtg)
-            served = try_load(m.DERCapabilityOut, tree)
-            values.update(self._derived(dev))
+            values = mapping.der_capability(load(m.DERCapabilityIn, tree))
+            if "120/WRtg" in values:
+                changes["wrtg"] = values["120/WRtg"]
         elif sub == "/der/1/derg":
             st = load(m.DERSettingsIn, tree)
-            dev.settings = st
-            if st.setMaxChargeRateW is not None:
-                dev.set_max_charge_w = mapping.scale(
-                    st.setMaxChargeRateW.value, st.setMaxChargeRateW.multiplier
-                )
-            if st.setMaxW is not None:
-                dev.set_max_w = mapping.scale(st.setMaxW.value, st.setMaxW.multiplier)
-            served = try_load(m.DERSettingsOut, tree)
-            values = self._derived(dev)
+            if valid:  # only a valid document may become the limit controls are checked against
+                changes["settings"] = st
+                changes["set_max_charge_w"] = mapping.uv(st.setMaxChargeRateW)
+                changes["set_max_w"] = mapping.uv(st.setMaxW)
         elif sub == "/der/1/ders":
             values = mapping.der_status(load(m.DERStatusIn, tree))
-            served = try_load(m.DERStatusOut, tree)
         elif sub == "/der/1/dera":
-            av = load(m.DERAvailabilityIn, tree)
-            dev.availability_s = av.availabilityDuration
-            served = try_load(m.DERAvailabilityOut, tree)
-            values = self._derived(dev)
-        if served is not None:
-            served.href = href
-            dev.docs[sub] = served
+            changes["availability_s"] = load(m.DERAvailabilityIn, tree).availabilityDuration
+        # -- commit: nothing above stored anything
+        for k, v in changes.items():
+            setattr(dev, k, v)
+        if sub in ("/der/1/dercap", "/der/1/derg", "/der/1/dera"):
+            values.update(self._derived(dev))
+        if valid:
+            tree.set("href", f"{dev.base}{sub}")
+            dev.docs[sub] = etree.tostring(tree)
         else:
             dev.docs.pop(sub, None)
         if values:
@@ -528,26 +541,7 @@ class BridgeCore:
     ) -> Reply:
         if path == "/mup":
             if method == "POST":
-                tree = parse_tree(body, self.cfg.max_body_bytes)
-                if root_name(tree) != "MirrorUsagePoint":
-                    raise XmlError(f"expected a MirrorUsagePoint document, got {root_name(tree)}")
-                mup_in = load(m.MirrorUsagePointIn, tree)
-                mup = next(
-                    (u for u in self.mups.values()
-                     if u.owner == dev.eid and mup_in.mRID and u.mrid == mup_in.mRID.upper()),
-                    None,
-                )  # fmt: skip
-                if mup is None:
-                    mup = Mup(self._next_mup, dev.eid, None, (mup_in.mRID or "").upper() or None)
-                    self._next_mup += 1
-                    self.mups[mup.mid] = mup
-                strict = try_load(m.MirrorUsagePointOut, tree)
-                if strict is not None:
-                    strict.href = f"/mup/{mup.mid}"
-                    strict.mirrorMeterReadings = None  # readings are write-only here
-                    mup.doc = strict
-                self._readings(dev, mup, mup_in.readings or [])
-                return Reply(201, location=f"/mup/{mup.mid}")
+                return self._post_mup(body, dev)
             self._only(method, "GET")
             own = [u for u in self.mups.values() if u.owner == dev.eid and u.doc is not None]
             pg, total = page(own, query)
@@ -569,20 +563,63 @@ class BridgeCore:
                 raise HttpError(404)
             return self._ok(found.doc)
         self._only(method, "POST", "PUT")
-        tree = parse_tree(body, self.cfg.max_body_bytes)
-        name = root_name(tree)
-        if name == "MirrorMeterReading":
-            self._readings(dev, found, [load(m.MirrorMeterReadingIn, tree)])
-        elif name == "MirrorMeterReadingList":
-            self._readings(dev, found, load(m.MirrorMeterReadingListIn, tree).readings or [])
+        tree = self._tree(
+            body, "MirrorMeterReading", "MirrorMeterReadingList", legacy=dev.legacy_xml
+        )
+        if root_name(tree) == "MirrorMeterReading":
+            readings = [load(m.MirrorMeterReadingIn, tree)]
         else:
-            raise XmlError(f"expected MirrorMeterReading or MirrorMeterReadingList, got {name}")
+            readings = load(m.MirrorMeterReadingListIn, tree).readings or []
+        self._check_mrids(dev, [r.mRID for r in readings])
+        self._readings(dev, found, readings)
         return Reply(201, location=f"/mup/{found.mid}")
+
+    def _post_mup(self, body: bytes, dev: Device) -> Reply:
+        tree = self._tree(body, "MirrorUsagePoint", legacy=dev.legacy_xml)
+        mup_in = load(m.MirrorUsagePointIn, tree)
+        owner = _lfdi(mup_in.deviceLFDI, "MirrorUsagePoint.deviceLFDI")
+        if owner is not None and owner != dev.lfdi:
+            raise HttpError(403, "MirrorUsagePoint.deviceLFDI is not your certificate's LFDI")
+        mrid = (mup_in.mRID or "").strip().upper()
+        if not mrid:
+            raise HttpError(400, "MirrorUsagePoint.mRID: required")
+        readings = mup_in.readings or []
+        self._check_mrids(dev, [mrid, *(r.mRID for r in readings)])
+        # -- commit
+        mup = next((u for u in self.mups.values() if u.owner == dev.eid and u.mrid == mrid), None)
+        if mup is None:
+            mup = Mup(self._next_mup, dev.eid, None, mrid)
+            self._next_mup += 1
+            self.mups[mup.mid] = mup
+        self.mrid_owner[mrid] = dev.eid
+        strict = None if dev.legacy_xml else load(m.MirrorUsagePointOut, tree)
+        if dev.legacy_xml:
+            try:
+                schema.check(tree)
+                strict = load(m.MirrorUsagePointOut, tree)
+            except XmlError:
+                strict = None
+        if strict is not None:
+            strict.href = f"/mup/{mup.mid}"
+            strict.mirrorMeterReadings = None  # readings are write-only here
+            mup.doc = strict
+        self._readings(dev, mup, readings)
+        return Reply(201, location=f"/mup/{mup.mid}")
+
+    def _check_mrids(self, dev: Device, mrids: Sequence[str | None]) -> None:
+        """Mirror mRIDs are global: one already used by another device is a conflict (409)."""
+        for raw in mrids:
+            key = (raw or "").strip().upper()
+            owner = self.mrid_owner.get(key)
+            if key and owner is not None and owner != dev.eid:
+                raise HttpError(409, f"mRID {key} belongs to another device")
 
     def _readings(self, dev: Device, mup: Mup, readings: list[m.MirrorMeterReadingIn]) -> None:
         values: dict[str, Any] = {}
         for r in readings:
-            key = (r.mRID or "").upper()
+            key = (r.mRID or "").strip().upper()
+            if key:
+                self.mrid_owner[key] = dev.eid
             desc = r.description or mup.readings.get(key)
             if key and r.description:
                 mup.readings[key] = r.description
@@ -662,7 +699,7 @@ class BridgeCore:
                 raise HttpError(404)
             return self._ok(self._control_out(dev, c, now))
         if sub == "/dderc":
-            return self._ok(
+            body = render(
                 der.DefaultDERControl(
                     href=f"{b}/dderc",
                     mRID=_mrid(dev.lfdi, "dderc", p),
@@ -670,6 +707,7 @@ class BridgeCore:
                     DERControlBase_=self._base_out(self.default_base),
                 )
             )
+            return Reply(200, _ensure_base(body))
         raise HttpError(404)
 
     @staticmethod
@@ -710,14 +748,12 @@ class BridgeCore:
 
     # -- responses -------------------------------------------------------------------------
     def _response(self, body: bytes, dev: Device, now: float) -> Reply:
-        tree = parse_tree(body, self.cfg.max_body_bytes)
-        name = root_name(tree)
-        if name not in ("Response", "DERControlResponse"):
-            raise XmlError(f"expected a Response or DERControlResponse, got {name}")
+        tree = self._tree(body, "Response", "DERControlResponse", legacy=dev.legacy_xml)
         r = load(m.ResponseIn, _retag(tree, "Response"))
         if r.subject is None or dev.schedule.get(r.subject) is None:
             raise HttpError(400, f"Response.subject {r.subject!r} is not one of your controls")
-        if r.endDeviceLFDI is not None and r.endDeviceLFDI.strip().lower() != dev.lfdi:
+        lfdi = _lfdi(r.endDeviceLFDI, "Response.endDeviceLFDI")
+        if lfdi is not None and lfdi != dev.lfdi:
             raise HttpError(400, "Response.endDeviceLFDI is not your certificate's LFDI")
         if r.status is None or r.status not in {t.value for t in ResponseType}:
             raise HttpError(400, f"Response.status {r.status!r}: not a 2030.5 ResponseType")
@@ -796,6 +832,56 @@ class BridgeCore:
         if dev is None:
             raise ControlError("unknown_point", f"device {name!r} is not a 2030.5 device here")
         return dev
+
+
+PUT_ROOTS = {
+    "/di": "DeviceInformation",
+    "/dstat": "DeviceStatus",
+    "/ps": "PowerStatus",
+    "/der/1/dercap": "DERCapability",
+    "/der/1/derg": "DERSettings",
+    "/der/1/ders": "DERStatus",
+    "/der/1/dera": "DERAvailability",
+}
+
+
+def _lfdi(raw: str | None, where: str) -> str | None:
+    """A posted LFDI, normalised; malformed (not 40 hex digits) is 400, absent is None."""
+    if raw is None:
+        return None
+    lf = raw.strip().lower()
+    if not LFDI_RE.match(lf):
+        raise HttpError(400, f"{where}: {raw[:48]!r} is not 40 hexadecimal digits")
+    return lf
+
+
+def error_body(reason: int, message: str) -> bytes:
+    """An Error document; sep.xsd's Error has no text field, so the reason (naming the element)
+    travels as a comment, which keeps the document valid."""
+    tree = etree.fromstring(render(m.Error(reasonCode=reason)))
+    if message:
+        safe = message.replace("--", "- -").replace("\n", " ")[:300]
+        tree.insert(0, etree.Comment(f" {safe} "))
+    return bytes(etree.tostring(tree))
+
+
+def _ensure_base(body: bytes) -> bytes:
+    """DERControlBase is required even when empty; the renderer drops empty elements."""
+    tree = etree.fromstring(body)
+    tag = f"{{{m.NS}}}DERControlBase"
+    if tree.find(tag) is not None:
+        return body
+    base = etree.Element(tag)
+    anchor = None
+    for name in ("version", "description", "mRID"):
+        anchor = tree.find(f"{{{m.NS}}}{name}")
+        if anchor is not None:
+            break
+    if anchor is None:
+        tree.insert(0, base)
+    else:
+        anchor.addnext(base)
+    return bytes(etree.tostring(tree))
 
 
 def _retag(tree: etree._Element, local: str) -> etree._Element:
