@@ -17,6 +17,11 @@ def _p(unit: str | None, type_: str, source: str, access: str = "R") -> dict[str
     return {"unit": unit, "type": type_, "access": access, "source": source}
 
 
+# Point keys the bridge's code uses by name (every key is in POINTS below).
+MD, OPT, SN, VR = "1/Md", "1/Opt", "1/SN", "1/Vr"
+WRTG, WMAX, WCHAMAX, DCWH = "120/WRtg", "121/WMax", "124/WChaMax", "404/DCWh"
+IDENTITY_POINTS = (MD, VR)  # a change republishes meta
+
 # topic suffix -> meta entry (topics.md `meta.points`)
 POINTS: dict[str, dict[str, Any]] = {
     "1/Md": _p(None, "string", "DeviceInformation.mfModel"),
@@ -154,6 +159,17 @@ def der_status(st: m.DERStatusIn) -> dict[str, Any]:
     if st.storageModeStatus is not None:
         code = _status_int(st.storageModeStatus)
         out["802/ChaSt"] = None if code is None else STORAGE_MODE_TO_CHAST.get(code)
+    return out
+
+
+def derived_points(wmax_w: float | None, availability_s: int | None) -> dict[str, Any]:
+    """Points computed from several resources: WMax, and DCWh from availability and WMax."""
+    out: dict[str, Any] = {}
+    if wmax_w is not None:
+        out[WMAX] = wmax_w
+    dcwh = availability_wh(availability_s, wmax_w)
+    if dcwh is not None:
+        out[DCWH] = dcwh
     return out
 
 

@@ -41,8 +41,8 @@ class BridgeService:
         self.clock = clock
         self.tick_s = tick_s
         self.mqtt = BridgeMqtt(broker, self.topics, cfg.refresh_s, cfg.offline_after_s, clock)
-        self.core = BridgeCore(cfg, clock)
-        self.mqtt.attach(self.core)
+        self.core = BridgeCore(cfg, clock, self.mqtt)
+        self.mqtt.control = self.core.control
         self.ssl_context = ssl_context
         self.port: int | None = None
         self.ready = asyncio.Event()
@@ -82,6 +82,7 @@ class BridgeService:
             self.ready.set()
             try:
                 while not stop.is_set():
+                    self.core.tick()
                     self.mqtt.tick()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), self.tick_s)

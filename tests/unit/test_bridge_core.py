@@ -301,3 +301,34 @@ def test_wchamax_point_follows_its_control() -> None:
     clock.t += 1
     assert core.wchamax_now(dev) is None
     assert dev.schedule.get(r["mrid"]) is not None  # ended events are kept, not deleted
+
+
+def test_tick_publishes_null_once_the_wchamax_control_ends() -> None:
+    core, rec, clock = make()
+    core.handle("PUT", "/edev/1/der/1/derg", {}, SETTINGS, A)
+    core.set_wchamax("bat", 1500)
+    core.tick()
+    assert rec.values["bat"]["124/WChaMax"] == 1500.0  # still live: unchanged
+    clock.t += 900
+    core.tick()
+    assert rec.values["bat"]["124/WChaMax"] is None
+    rec.values["bat"]["124/WChaMax"] = "sentinel"
+    core.tick()
+    assert rec.values["bat"]["124/WChaMax"] == "sentinel"  # published once, not every tick
+
+
+def test_control_routes_set_requests_by_key() -> None:
+    from edge.bridge.controls import ControlError
+
+    core, _, _ = make()
+    core.handle("PUT", "/edev/1/der/1/derg", {}, SETTINGS, A)
+    assert core.control("bat", "124/WChaMax", {"value": 100})["raw"] == -200
+    assert core.control("bat", "derc", {"duration": 60, "opModConnect": True})["status"] == 1
+    for key, body, code in (
+        ("124/WChaMax", {}, "invalid_payload"),
+        ("802/SoC", {"value": 1}, "not_writable"),
+        ("999/X", {"value": 1}, "unknown_point"),
+    ):
+        with pytest.raises(ControlError) as exc:
+            core.control("bat", key, body)
+        assert exc.value.code == code
