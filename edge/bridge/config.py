@@ -19,6 +19,10 @@ from marshmallow import (
 from edge.mqtt.topics import check_device_name
 
 DEFAULT_CIPHERS = ("ECDHE-ECDSA-AES128-CCM8",)
+# resources that carry a pollRate (lists and the documents a device polls) or a postRate
+POLL_RESOURCES = ("DeviceCapability", "EndDeviceList", "FunctionSetAssignmentsList",
+                  "DERProgramList", "DERList", "MirrorUsagePointList", "Registration")  # fmt: skip
+POST_RESOURCES = ("MirrorUsagePoint", "EndDevice")
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,10 @@ class BridgeConfig:
     max_body_bytes: int = 65536
     default_control: dict[str, Any] = field(default_factory=dict)
     devices: tuple[BridgeDevice, ...] = ()
+    poll_rates: dict[str, int] = field(default_factory=dict)  # resource name -> pollRate (s)
+    post_rates: dict[str, int] = field(default_factory=dict)  # resource name -> postRate (s)
+    pen: int = 0  # IANA Private Enterprise Number: the last 8 digits of server mRIDs
+    csipaus_ns: str = "https://csipaus.org/ns/v1.3"  # CSIP-AUS namespace of what we emit
 
 
 class BridgeTlsSchema(Schema):
@@ -147,6 +155,21 @@ class BridgeSchema(Schema):
     max_body_bytes = fields.Integer(load_default=65536, validate=validate.Range(1024, 1 << 22))
     default_control = fields.Dict(keys=fields.String(), load_default=dict)
     devices = fields.List(fields.Nested(BridgeDeviceSchema), load_default=list)
+    poll_rates = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(POLL_RESOURCES)),
+        values=fields.Integer(strict=True, validate=validate.Range(1, 86400 * 7)),
+        load_default=dict,
+    )
+    post_rates = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(POST_RESOURCES)),
+        values=fields.Integer(strict=True, validate=validate.Range(1, 86400 * 7)),
+        load_default=dict,
+    )
+    pen = fields.Integer(strict=True, load_default=0, validate=validate.Range(0, 99999999))
+    csipaus_ns = fields.String(
+        load_default="https://csipaus.org/ns/v1.3",
+        validate=validate.OneOf(["https://csipaus.org/ns/v1.3", "https://csipaus.org/ns"]),
+    )
 
     @validates("timezone")
     def _tz(self, value: str, **_: Any) -> None:
@@ -157,15 +180,10 @@ class BridgeSchema(Schema):
 
     @validates("default_control")
     def _default(self, value: dict[str, Any], **_: Any) -> None:
-        from edge.bridge.controls import BASE_KEYS, ControlError, Limits, parse_base
+        from edge.bridge.controls import ControlError, parse_default
 
-        unknown = sorted(set(value) - set(BASE_KEYS))
-        if unknown:
-            raise ValidationError(
-                f"{unknown[0]}: not a DERControlBase field ({', '.join(BASE_KEYS)})"
-            )
         try:
-            parse_base(value, Limits())
+            parse_default(value)
         except ControlError as exc:
             raise ValidationError(exc.message) from None
 

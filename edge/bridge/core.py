@@ -14,22 +14,21 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from edge.bridge import mapping
+from edge.bridge import admin, mapping
 from edge.bridge.config import BridgeConfig
 from edge.bridge.controls import (
     ACTIVE,
     SCHEDULED,
     Control,
     ControlError,
-    Limits,
     new_mrid,
-    parse_base,
+    parse_default,
     parse_derc,
     wchamax_fixed_w,
 )
+from edge.bridge.models import CSIPAUS_NS
 from edge.bridge.routes import dispatch
 from edge.bridge.state import (
-    REASON_FORMAT,
     Ctx,
     Device,
     HttpError,
@@ -51,7 +50,7 @@ class BridgeCore:
     def __init__(self, cfg: BridgeConfig, clock: Callable[[], float], sink: Sink | None = None):
         self.cfg = cfg
         self.clock = clock
-        self.server = Server(cfg, sink or NullSink(), parse_base(cfg.default_control, _NO_LIMITS))
+        self.server = Server(cfg, sink or NullSink(), parse_default(cfg.default_control))
         now = int(clock())
         for d in cfg.devices:
             legacy = cfg.legacy_xml if d.legacy_xml is None else d.legacy_xml
@@ -97,6 +96,8 @@ class BridgeCore:
         try:
             if lfdi is None:
                 raise HttpError(403, "no client certificate")
+            if lfdi in self.server.denied:
+                raise HttpError(403, "access revoked for this certificate")
             dev = self.by_lfdi.get(lfdi)
             if dev is None and not self.cfg.allow_registration:
                 raise HttpError(403, "unknown certificate and registration is closed")
@@ -105,20 +106,25 @@ class BridgeCore:
                 dev.last_seen = now
             ctx = Ctx(self.server, method.upper(), path.rstrip("/") or "/", query, body, lfdi,
                       dev, now)  # fmt: skip
-            return dispatch(ctx)
+            reply = dispatch(ctx)
+            if self.cfg.csipaus_ns != CSIPAUS_NS and reply.body:
+                reply.body = reply.body.replace(CSIPAUS_NS.encode(), self.cfg.csipaus_ns.encode())
+            return reply
         except HttpError as exc:
             if exc.status in (400, 409):
                 return Reply(exc.status, error_body(exc.reason, exc.message))
             return Reply(exc.status)
         except XmlError as exc:
             log.info("bad XML on %s %s: %s", method, path, exc)
-            return Reply(400, error_body(REASON_FORMAT, str(exc)))
+            return Reply(400, error_body(exc.reason, str(exc)))
 
     # -- control from MQTT -------------------------------------------------------------------
     def control(self, name: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
         """A set request for device `name`: key "derc" or a point key. Raises ControlError."""
         if key == "derc":
             return self.set_derc(name, body)
+        if key == "dderc":
+            return self.set_dderc(name, body)
         if key == mapping.WCHAMAX:
             if "value" not in body:
                 raise ControlError("invalid_payload", "value: required (W)")
@@ -133,7 +139,7 @@ class BridgeCore:
         now = self.clock()
         fixed = wchamax_fixed_w(value, dev.set_max_charge_w)
         c = Control(
-            mrid=new_mrid(),
+            mrid=new_mrid(self.cfg.pen),
             creation_time=int(now),
             start=int(now),
             duration=self.cfg.wchamax_duration_s,
@@ -155,9 +161,33 @@ class BridgeCore:
                 raise ControlError("invalid_payload", 'cancel: give only {"cancel": "<mRID>"}')
             c = dev.schedule.cancel(body["cancel"], now)
             return {"mrid": c.mrid, "status": c.status(now)}
-        c = parse_derc(body, now, self.cfg.primacy, dev.limits())
+        c = parse_derc(body, now, self.cfg.primacy, dev.limits(), self.cfg.pen)
         superseded = dev.schedule.add(c, now)
         return {"mrid": c.mrid, "status": c.status(now), "superseded": superseded}
+
+    def set_dderc(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """`set/dderc`: replace the DefaultDERControl of one program (`primacy`, default the
+        site's), or `{"reset": true}` to return to the site file's. Raises ControlError."""
+        dev = self._dev_or_error(name)
+        fields = dict(body)
+        primacy = fields.pop("primacy", self.cfg.primacy)
+        if isinstance(primacy, bool) or not isinstance(primacy, int) or not 0 <= primacy <= 255:
+            raise ControlError("invalid_payload", "primacy: expected an integer 0..255")
+        if fields.get("reset") is True and set(fields) == {"reset"}:
+            dev.defaults.pop(primacy, None)
+            dev.dderc_seq += 1
+            return {"primacy": primacy, "default": self.server.default_base}
+        base = parse_default(fields)
+        dev.defaults[primacy] = base
+        dev.dderc_seq += 1
+        return {"primacy": primacy, "default": base}
+
+    def admin(self, op: str, body: dict[str, Any]) -> dict[str, Any]:
+        """`{root}/bridge/admin/{op}` (edge/bridge/admin.py). Raises ControlError."""
+        handler = admin.OPS.get(op)
+        if handler is None:
+            raise ControlError("unknown_point", f"{op}: not an admin op ({', '.join(admin.OPS)})")
+        return handler(self.server, body, int(self.clock()))
 
     def tick(self) -> None:
         """Periodic: `124/WChaMax` becomes null once its DERControl is no longer live."""
@@ -184,6 +214,3 @@ class BridgeCore:
         if dev is None:
             raise ControlError("unknown_point", f"device {name!r} is not a 2030.5 device here")
         return dev
-
-
-_NO_LIMITS = Limits()

@@ -128,6 +128,8 @@ class DeviceLink:
         try:
             if req.topic == t.derc(self.dev.name):
                 key = "derc"
+            elif req.topic == t.dderc(self.dev.name):
+                key = "dderc"
             else:
                 _, model, point = t.parse_set(req.topic)
                 key = f"{model}/{point}"
@@ -165,6 +167,17 @@ class BridgeMqtt:
         link = DeviceLink(self, dev)
         self.links[dev.name] = link
         task = asyncio.get_running_loop().create_task(link.start())
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
+
+    def device_removed(self, dev: Device) -> None:
+        """Deregistered: say so (offline), then close its connection."""
+        link = self.links.pop(dev.name, None)
+        if link is None:
+            return
+        link.online = False
+        link.publish_status()
+        task = asyncio.get_running_loop().create_task(link.stop())
         self._starting.add(task)
         task.add_done_callback(self._starting.discard)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from edge.bridge.models import CSIPAUS_NAMESPACES, NS
-from edge.bridge.xmlcodec import XmlError
+from edge.bridge.xmlcodec import XmlError, XmlValueError
 
 # simple types: integer ranges, hexBinary byte lengths, string lengths
 INT_RANGES: dict[str, tuple[int, int]] = {
@@ -311,13 +311,13 @@ def _complex(node: etree._Element, spec: Spec, path: str) -> None:
     for attr in node.attrib:
         local = etree.QName(attr).localname
         if etree.QName(attr).namespace is None and local not in spec.attributes:
-            raise XmlError(f"{path}@{local}: attribute not allowed here")
+            raise XmlValueError(f"{path}@{local}: attribute not allowed here")
     if spec.attributes & {"subscribable", "pollRate", "all", "results"}:
         for a in ("subscribable", "pollRate", "all", "results"):
             if a in node.attrib:
                 _int(node.attrib[a], "UInt8" if a == "subscribable" else "UInt32", f"{path}@{a}")
     if (node.text or "").strip():
-        raise XmlError(f"{path}: unexpected text {node.text.strip()[:20]!r}")
+        raise XmlValueError(f"{path}: unexpected text {node.text.strip()[:20]!r}")
     order = {e.name: i for i, e in enumerate(spec.elements)}
     seen: dict[str, int] = {}
     last = -1
@@ -329,24 +329,26 @@ def _complex(node: etree._Element, spec: Spec, path: str) -> None:
             continue  # a CSIP-AUS extension: kept as sent
         where = f"{path}.{q.localname}"
         if q.namespace != NS:
-            raise XmlError(f"{where}: wrong namespace {q.namespace!r}, expected {NS!r}")
+            raise XmlValueError(f"{where}: wrong namespace {q.namespace!r}, expected {NS!r}")
         i = order.get(q.localname)
         if i is None:
-            raise XmlError(f"{where}: not an element of {spec.name}")
+            raise XmlValueError(f"{where}: not an element of {spec.name}")
         el = spec.elements[i]
         if i < last or (i == last and not el.many):
-            raise XmlError(f"{where}: out of order or repeated (sep.xsd sequence of {spec.name})")
+            raise XmlValueError(
+                f"{where}: out of order or repeated (sep.xsd sequence of {spec.name})"
+            )
         last = i
         seen[el.name] = seen.get(el.name, 0) + 1
         if isinstance(el.kind, Spec):
             _complex(child, el.kind, where)
         else:
             if len(child):
-                raise XmlError(f"{where}: expected a simple value, got child elements")
+                raise XmlValueError(f"{where}: expected a simple value, got child elements")
             _simple(child.text or "", el, where)
     for el in spec.elements:
         if el.required and el.name not in seen:
-            raise XmlError(f"{path}.{el.name}: required")
+            raise XmlValueError(f"{path}.{el.name}: required")
 
 
 def _simple(text: str, el: El, where: str) -> None:
@@ -355,20 +357,22 @@ def _simple(text: str, el: El, where: str) -> None:
     if kind in INT_RANGES:
         n = _int(value, kind, where)
         if el.max_value is not None and n > el.max_value:
-            raise XmlError(f"{where}: {n} above {el.max_value}")
+            raise XmlValueError(f"{where}: {n} above {el.max_value}")
         if el.enum is not None and n not in el.enum:
-            raise XmlError(f"{where}: {n} is not a defined value ({sorted(el.enum)})")
+            raise XmlValueError(f"{where}: {n} is not a defined value ({sorted(el.enum)})")
     elif kind in HEX_BYTES:
         if not HEX_RE.match(value):
-            raise XmlError(f"{where}: {value[:20]!r} is not hexBinary (pairs of hex digits)")
+            raise XmlValueError(f"{where}: {value[:20]!r} is not hexBinary (pairs of hex digits)")
         if len(value) // 2 > HEX_BYTES[kind]:
-            raise XmlError(f"{where}: {len(value) // 2} bytes, over {HEX_BYTES[kind]} ({kind})")
+            raise XmlValueError(
+                f"{where}: {len(value) // 2} bytes, over {HEX_BYTES[kind]} ({kind})"
+            )
     elif kind in STRING_LEN:
         if len(text) > STRING_LEN[kind]:
-            raise XmlError(f"{where}: {len(text)} characters, over {STRING_LEN[kind]}")
+            raise XmlValueError(f"{where}: {len(text)} characters, over {STRING_LEN[kind]}")
     elif kind == "boolean":
         if value not in ("true", "false", "0", "1"):
-            raise XmlError(f"{where}: {value[:20]!r} is not a boolean")
+            raise XmlValueError(f"{where}: {value[:20]!r} is not a boolean")
     else:  # pragma: no cover - a spec naming a type this module does not know
         raise AssertionError(f"unknown simple type {kind}")
 
@@ -376,9 +380,9 @@ def _simple(text: str, el: El, where: str) -> None:
 def _int(value: str, kind: str, where: str) -> int:
     value = value.strip()
     if not INT_RE.match(value):
-        raise XmlError(f"{where}: {value[:20]!r} is not an integer ({kind})")
+        raise XmlValueError(f"{where}: {value[:20]!r} is not an integer ({kind})")
     n = int(value)
     lo, hi = INT_RANGES[kind]
     if not lo <= n <= hi:
-        raise XmlError(f"{where}: {n} outside {lo}..{hi} ({kind})")
+        raise XmlValueError(f"{where}: {n} outside {lo}..{hi} ({kind})")
     return n

@@ -8,14 +8,17 @@ import logging
 import ssl
 import time
 from collections.abc import Callable
+from typing import Any
 
 from edge.bridge.config import BridgeConfig
+from edge.bridge.controls import ControlError
 from edge.bridge.core import BridgeCore
 from edge.bridge.http import TlsSetupError, make_ssl_context, start_server
 from edge.bridge.mqtt_shell import CONNECT_TIMEOUT_S, BridgeMqtt
 from edge.config.errors import ConfigError
 from edge.config.site import SiteConfig
 from edge.mqtt.client import BrokerSettings, MqttClient, Will
+from edge.mqtt.rpc import Request, RpcError, serve
 from edge.mqtt.topics import Topics
 from edge.services import Service
 
@@ -64,6 +67,14 @@ class BridgeService:
             status.publish(self.topics.bridge_status, "online", qos=1, retain=True)
 
         status.on_connect(announce)
+
+        async def on_admin(req: Request) -> dict[str, Any]:
+            try:
+                return self.core.admin(Topics.last_level(req.topic), req.body)
+            except ControlError as exc:
+                raise RpcError(exc.code, exc.message) from None
+
+        serve(status, self.topics.bridge_admin_filter, on_admin)
         try:
             try:
                 await status.start(timeout=CONNECT_TIMEOUT_S)

@@ -71,6 +71,9 @@ class Device:
     last_seen: float | None = None
     rendered: dict[tuple[Any, ...], bytes] = field(default_factory=dict)
     wchamax: tuple[str, float] | None = None  # (mRID, W) of the last set/124/WChaMax
+    defaults: dict[int, dict[str, Any]] = field(default_factory=dict)  # primacy -> set/dderc
+    programs: set[int] = field(default_factory=set)  # primacies an operator created
+    dderc_seq: int = 0  # bumped by set/dderc, so a replaced default gets a new mRID
 
     @property
     def base(self) -> str:
@@ -101,12 +104,16 @@ class Sink(Protocol):
     """What the core reports (the MQTT shell implements it). Calls must not block."""
 
     def device_added(self, dev: Device) -> None: ...
+    def device_removed(self, dev: Device) -> None: ...
     def points(self, dev: Device, values: dict[str, Any]) -> None: ...
     def event(self, dev: Device, body: dict[str, Any]) -> None: ...
 
 
 class NullSink:
     def device_added(self, dev: Device) -> None:
+        pass
+
+    def device_removed(self, dev: Device) -> None:
         pass
 
     def points(self, dev: Device, values: dict[str, Any]) -> None:
@@ -183,6 +190,24 @@ class Server:
     mrid_owner: dict[str, int] = field(default_factory=dict)
     next_eid: int = 1
     next_mup: int = 1
+    poll_rates: dict[str, int] = field(default_factory=dict)  # runtime overrides of the site file
+    post_rates: dict[str, int] = field(default_factory=dict)
+    denied: set[str] = field(default_factory=set)  # LFDIs whose access is revoked
+
+    def poll_rate(self, resource: str) -> int:
+        """pollRate (s) of a resource: runtime setting, else the site file's, else the default."""
+        if resource in self.poll_rates:
+            return self.poll_rates[resource]
+        return self.cfg.poll_rates.get(resource, self.cfg.poll_rate_s)
+
+    def post_rate(self, resource: str) -> int | None:
+        if resource in self.post_rates:
+            return self.post_rates[resource]
+        return self.cfg.post_rates.get(resource)
+
+    def mrid(self, *parts: object) -> str:
+        """A server mRID: stable, 32 hex digits, the last 8 digits the PEN (CSIP-AUS)."""
+        return server_mrid(*parts)[:24] + f"{self.cfg.pen % 10**8:08d}"
 
     def add_device(
         self, name: str, lfdi: str, sfdi: int, pin: int | None, now: int, legacy: bool

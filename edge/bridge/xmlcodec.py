@@ -47,6 +47,14 @@ LEGACY_RENAMES: dict[str, dict[str, str | None]] = {
 class XmlError(ValueError):
     """A document we refuse; the message names the element or the reason (goes into a 400)."""
 
+    reason = 0  # 2030.5 Error reasonCode: 0 invalid request format
+
+
+class XmlValueError(XmlError):
+    """Well-formed, but a value is not allowed (missing, out of range, not defined)."""
+
+    reason = 1  # invalid request values
+
 
 def _parser() -> etree.XMLParser:
     return etree.XMLParser(
@@ -60,7 +68,12 @@ def _parser() -> etree.XMLParser:
     )
 
 
-def parse_tree(data: bytes, limit: int = MAX_XML_BYTES, legacy: bool = False) -> etree._Element:
+def parse_tree(
+    data: bytes,
+    limit: int = MAX_XML_BYTES,
+    legacy: bool = False,
+    namespaces: tuple[str, ...] = (NS,),
+) -> etree._Element:
     """Bytes -> element tree; `legacy` rewrites pre-standard documents. Raises XmlError."""
     if len(data) > limit:
         raise XmlError(f"document is {len(data)} bytes, over the {limit}-byte limit")
@@ -79,7 +92,7 @@ def parse_tree(data: bytes, limit: int = MAX_XML_BYTES, legacy: bool = False) ->
         raise XmlError("DTDs and entity declarations are not accepted")
     if legacy:
         _normalise(root)
-    elif etree.QName(root).namespace != NS:
+    elif etree.QName(root).namespace not in namespaces:
         raise XmlError(
             f"{etree.QName(root).localname}: namespace {etree.QName(root).namespace!r}, "
             f"expected {NS!r} (pre-standard documents need legacy_xml = true)"

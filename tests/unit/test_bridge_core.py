@@ -23,11 +23,15 @@ T0 = 1_800_000_000.0
 class Recorder:
     def __init__(self) -> None:
         self.added: list[str] = []
+        self.removed: list[str] = []
         self.values: dict[str, dict[str, Any]] = {}
         self.events: list[tuple[str, dict[str, Any]]] = []
 
     def device_added(self, dev: Device) -> None:
         self.added.append(dev.name)
+
+    def device_removed(self, dev: Device) -> None:
+        self.removed.append(dev.name)
 
     def points(self, dev: Device, values: dict[str, Any]) -> None:
         self.values.setdefault(dev.name, {}).update(values)

@@ -16,7 +16,7 @@ def dcap(ctx: Ctx) -> Reply:
     return ok(
         DeviceCapabilityResponse(
             href="/dcap",
-            pollRate=ctx.cfg.poll_rate_s,
+            pollRate=ctx.server.poll_rate("DeviceCapability"),
             TimeLink=Link(href="/tm"),
             EndDeviceListLink=ListLink(href="/edev", all_=1 if dev is not None else 0),
             MirrorUsagePointListLink=ListLink(href="/mup", all_=n_mup),

@@ -37,7 +37,7 @@ def der_list(ctx: Ctx) -> Reply:
             href=f"{dev.base}/der",
             all_=total,
             results=len(pg),
-            pollRate=ctx.cfg.poll_rate_s,
+            pollRate=ctx.server.poll_rate("DERList"),
             DER_=[der_doc(ctx, dev) for _ in pg] or None,
         )
     )

@@ -15,13 +15,13 @@ from envoy_schema.server.schema.sep2.types import DateTimeIntervalType
 from lxml import etree
 
 from edge.bridge import models as m
-from edge.bridge.controls import Control, scaled
-from edge.bridge.state import RENDER_CACHE, Ctx, Device, HttpError, Reply, ok, page, server_mrid
+from edge.bridge.controls import DOE_KEYS, Control, scaled
+from edge.bridge.state import RENDER_CACHE, Ctx, Device, HttpError, Reply, ok, page
 from edge.bridge.xmlcodec import render
 
 
 def primacies(ctx: Ctx, dev: Device) -> list[int]:
-    return sorted(dev.schedule.primacies() | {ctx.cfg.primacy})
+    return sorted(dev.schedule.primacies() | {ctx.cfg.primacy} | dev.programs | set(dev.defaults))
 
 
 def current_program(ctx: Ctx, dev: Device) -> int | None:
@@ -34,7 +34,7 @@ def current_program(ctx: Ctx, dev: Device) -> int | None:
 def fsa_doc(ctx: Ctx, dev: Device) -> function_set_assignments.FunctionSetAssignmentsResponse:
     return function_set_assignments.FunctionSetAssignmentsResponse(
         href=f"{dev.base}/fsa/1",
-        mRID=server_mrid(dev.lfdi, "fsa"),
+        mRID=ctx.server.mrid(dev.lfdi, "fsa"),
         description="DER programs",
         DERProgramListLink=ListLink(href=f"{dev.base}/derp", all_=len(primacies(ctx, dev))),
         TimeLink=Link(href="/tm"),
@@ -49,7 +49,7 @@ def fsa_list(ctx: Ctx) -> Reply:
             href=f"{dev.base}/fsa",
             all_=total,
             results=len(pg),
-            pollRate=ctx.cfg.poll_rate_s,
+            pollRate=ctx.server.poll_rate("FunctionSetAssignmentsList"),
             FunctionSetAssignments=[fsa_doc(ctx, dev) for _ in pg] or None,
         )
     )
@@ -63,7 +63,7 @@ def program_doc(ctx: Ctx, dev: Device, p: int) -> der.DERProgramResponse:
     b = f"{dev.base}/derp/{p}"
     return der.DERProgramResponse(
         href=b,
-        mRID=server_mrid(dev.lfdi, "derp", p),
+        mRID=ctx.server.mrid(dev.lfdi, "derp", p),
         description=f"primacy {p}",
         ActiveDERControlListLink=ListLink(
             href=f"{b}/actderc", all_=len(dev.schedule.active(p, ctx.now))
@@ -82,7 +82,7 @@ def program_list(ctx: Ctx) -> Reply:
             href=f"{dev.base}/derp",
             all_=total,
             results=len(ppg),
-            pollRate=ctx.cfg.poll_rate_s,
+            pollRate=ctx.server.poll_rate("DERProgramList"),
             DERProgram=[program_doc(ctx, dev, p) for p in ppg] or None,
         )
     )
@@ -102,7 +102,9 @@ def program(ctx: Ctx) -> Reply:
 def base_out(base: dict[str, Any]) -> der.DERControlBase:
     kw: dict[str, Any] = {}
     for k, v in base.items():
-        if k == "opModTargetW":
+        if k == "setGradW":
+            continue  # a DefaultDERControl field, not DERControlBase
+        if k == "opModTargetW" or k in DOE_KEYS:
             mult, val = scaled(v)
             kw[k] = ActivePower(multiplier=mult, value=val)
         elif k == "opModTargetVar":
@@ -170,12 +172,14 @@ def control(ctx: Ctx) -> Reply:
 
 def default_control(ctx: Ctx) -> Reply:
     dev, p = ctx.device(), _primacy(ctx)
+    base = dev.defaults.get(p, ctx.server.default_base)
     body = render(
         der.DefaultDERControl(
             href=f"{dev.base}/derp/{p}/dderc",
-            mRID=server_mrid(dev.lfdi, "dderc", p),
+            mRID=ctx.server.mrid(dev.lfdi, "dderc", p, dev.dderc_seq),
             description="used when no control is active",
-            DERControlBase_=base_out(ctx.server.default_base),
+            DERControlBase_=base_out(base),
+            setGradW=base.get("setGradW"),
         )
     )
     return Reply(200, _ensure_base(body))

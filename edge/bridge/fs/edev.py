@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from envoy_schema.server.schema.csip_aus.connection_point import ConnectionPointLink
 from envoy_schema.server.schema.sep2 import end_device
 from envoy_schema.server.schema.sep2.identification import Link, ListLink
+from lxml import etree
 
 from edge.bridge import models as m
 from edge.bridge import posted
-from edge.bridge.identity import sfdi_from_lfdi, sfdi_valid
-from edge.bridge.state import Ctx, Device, HttpError, Reply, ok, page, posted_lfdi
-from edge.bridge.xmlcodec import load
+from edge.bridge.identity import nmi_valid, sfdi_from_lfdi, sfdi_valid
+from edge.bridge.state import Ctx, Device, HttpError, Reply, Server, ok, page, posted_lfdi
+from edge.bridge.xmlcodec import XmlError, XmlValueError, load, parse_tree, root_name
 
 
-def end_device_doc(dev: Device) -> m.EndDevice:
+def end_device_doc(server: Server, dev: Device) -> m.EndDevice:
     b = dev.base
     links: dict[str, Any] = {
         p.link: Link(href=f"{b}{p.path}") for p in posted.POSTED if "/der/" not in p.path
@@ -28,6 +30,8 @@ def end_device_doc(dev: Device) -> m.EndDevice:
         enabled=True,
         FunctionSetAssignmentsListLink=ListLink(href=f"{b}/fsa", all_=1),
         RegistrationLink=None if dev.pin is None else Link(href=f"{b}/rg"),
+        ConnectionPointLink=ConnectionPointLink(href=f"{b}/cp"),
+        postRate=server.post_rate("EndDevice"),
         **links,
     )
 
@@ -40,8 +44,8 @@ def edev_list(ctx: Ctx) -> Reply:
             href="/edev",
             all_=total,
             results=len(pg),
-            pollRate=ctx.cfg.poll_rate_s,
-            EndDevice=[end_device_doc(d) for d in pg] or None,
+            pollRate=ctx.server.poll_rate("EndDeviceList"),
+            EndDevice=[end_device_doc(ctx.server, d) for d in pg] or None,
         )
     )
 
@@ -75,7 +79,7 @@ def register(ctx: Ctx) -> Reply:
 
 
 def get_end_device(ctx: Ctx) -> Reply:
-    return ok(end_device_doc(ctx.device()))
+    return ok(end_device_doc(ctx.server, ctx.device()))
 
 
 def registration(ctx: Ctx) -> Reply:
@@ -85,15 +89,43 @@ def registration(ctx: Ctx) -> Reply:
     return ok(
         end_device.RegistrationResponse(
             href=f"{dev.base}/rg",
-            pollRate=ctx.cfg.poll_rate_s,
+            pollRate=ctx.server.poll_rate("Registration"),
             dateTimeRegistered=dev.registered_at,
             pIN=dev.pin,
         )
     )
 
 
+def get_connection_point(ctx: Ctx) -> Reply:
+    doc = ctx.device().docs.get("/cp")
+    if doc is None:
+        raise HttpError(404)
+    return Reply(200, doc)
+
+
+def put_connection_point(ctx: Ctx) -> Reply:
+    """CSIP-AUS ConnectionPoint: where the device is connected (its NMI)."""
+    dev = ctx.device()
+    tree = parse_tree(ctx.body, ctx.cfg.max_body_bytes, namespaces=m.CSIPAUS_NAMESPACES)
+    if root_name(tree) != "ConnectionPoint":
+        raise XmlError(f"expected a ConnectionPoint document, got {root_name(tree)}")
+    ns = etree.QName(tree).namespace
+    ids = [el for el in tree if isinstance(el.tag, str)]
+    names = [etree.QName(el).localname for el in ids]
+    if names != ["connectionPointId"] or any(etree.QName(el).namespace != ns for el in ids):
+        raise XmlValueError("ConnectionPoint: expected exactly one connectionPointId")
+    cp = (ids[0].text or "").strip()
+    if len(cp) > 32 or not nmi_valid(cp):
+        raise XmlValueError(f"ConnectionPoint.connectionPointId: {cp[:40]!r} is not a valid NMI")
+    tree.set("href", f"{dev.base}/cp")
+    dev.docs["/cp"] = etree.tostring(tree)
+    return Reply(201, location=f"{dev.base}/cp")
+
+
 ROUTES = [("/edev", {"GET": edev_list, "POST": register}, False)]
 DEVICE_ROUTES = [
     ("", {"GET": get_end_device}),
     ("/rg", {"GET": registration}),
-]
+    ("/cp", {"GET": get_connection_point, "PUT": put_connection_point,
+             "POST": put_connection_point}),
+]  # fmt: skip

@@ -29,7 +29,7 @@ def mup_list(ctx: Ctx) -> Reply:
             href="/mup",
             all_=total,
             results=len(pg),
-            pollRate=ctx.cfg.poll_rate_s,
+            pollRate=ctx.server.poll_rate("MirrorUsagePointList"),
             mirrorUsagePoints=[u.doc for u in pg if u.doc is not None],
         )
     )
