@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import Enum
 
+from envoy_schema.server.schema.sep2 import types as t
+from envoy_schema.server.schema.sep2.der import AbnormalCategoryType, NormalCategoryType
 from lxml import etree
 
 from edge.bridge.models import CSIPAUS_NAMESPACES, NS
@@ -40,6 +43,7 @@ ALIASES = {"PerCent": "UInt16", "SignedPerCent": "Int16", "PowerOfTenMultiplierT
            "mRIDType": "HexBinary128", "VersionType": "UInt16", "SFDIType": "UInt40",
            "PENType": "UInt32", "DERControlType": "HexBinary32", "RoleFlagsType": "HexBinary16",
            "DeviceCategoryType": "HexBinary32"}  # fmt: skip
+SUBSCRIBABLE = frozenset(range(4))
 INT_RE = re.compile(r"^[+-]?[0-9]+$")
 HEX_RE = re.compile(r"^([0-9A-Fa-f]{2})*$")
 
@@ -61,6 +65,7 @@ class Spec:
     name: str
     elements: tuple[El, ...]
     attributes: frozenset[str] = frozenset({"href", "subscribable", "pollRate"})
+    required_attributes: frozenset[str] = frozenset()
 
 
 def _e(name: str, kind: str | Spec, req: bool = False, **kw: object) -> El:
@@ -83,7 +88,7 @@ SUSCEPTANCE = _unit("ReactiveSusceptance", "UInt16")
 POWER_FACTOR = Spec(
     "PowerFactor", (_e("displacement", "UInt16", True), _e("multiplier", "Int8", True)), frozenset()
 )
-LINK = Spec("Link", (), frozenset({"href", "all"}))
+LINK = Spec("Link", (), frozenset({"href", "all"}), frozenset({"href"}))
 INTERVAL = Spec(
     "DateTimeInterval", (_e("duration", "UInt32", True), _e("start", "TimeType", True)), frozenset()
 )
@@ -98,6 +103,11 @@ def _status(name: str, value: str, enum: range | None = None, max_value: int | N
         ),
         frozenset(),
     )
+
+
+def _values(e: type[Enum]) -> frozenset[int]:
+    """The values 2030.5 defines for an enumeration (envoy-schema's enums carry them)."""
+    return frozenset(int(v.value) for v in e)
 
 
 PERCENT_MAX = 10000
@@ -159,14 +169,14 @@ POWER_STATUS = Spec("PowerStatus", (
 
 DER_CAPABILITY = Spec("DERCapability", (
     _e("modesSupported", "DERControlType", True),
-    _e("rtgAbnormalCategory", "UInt8"),
+    _e("rtgAbnormalCategory", "UInt8", enum=_values(AbnormalCategoryType)),
     _e("rtgMaxA", CURRENT), _e("rtgMaxAh", AMPHOUR),
     _e("rtgMaxChargeRateVA", APPARENT), _e("rtgMaxChargeRateW", ACTIVE),
     _e("rtgMaxDischargeRateVA", APPARENT), _e("rtgMaxDischargeRateW", ACTIVE),
     _e("rtgMaxV", VOLTAGE), _e("rtgMaxVA", APPARENT), _e("rtgMaxVar", REACTIVE),
     _e("rtgMaxVarNeg", REACTIVE), _e("rtgMaxW", ACTIVE, True), _e("rtgMaxWh", WATTHOUR),
     _e("rtgMinPFOverExcited", POWER_FACTOR), _e("rtgMinPFUnderExcited", POWER_FACTOR),
-    _e("rtgMinV", VOLTAGE), _e("rtgNormalCategory", "UInt8"),
+    _e("rtgMinV", VOLTAGE), _e("rtgNormalCategory", "UInt8", enum=_values(NormalCategoryType)),
     _e("rtgOverExcitedPF", POWER_FACTOR), _e("rtgOverExcitedW", ACTIVE),
     _e("rtgReactiveSusceptance", SUSCEPTANCE), _e("rtgUnderExcitedPF", POWER_FACTOR),
     _e("rtgUnderExcitedW", ACTIVE), _e("rtgVNom", VOLTAGE),
@@ -216,25 +226,30 @@ DER_AVAILABILITY = Spec("DERAvailability", (
 _IDENTIFIED = (_e("mRID", "mRIDType", True), _e("description", "String32"),
                _e("version", "VersionType"))  # fmt: skip
 
+UNIT_VALUE = Spec("UnitValueType", (
+    _e("multiplier", "Int8", True), _e("unit", "UInt8", True, enum=_values(t.UomType)),
+    _e("value", "Int32", True),
+), frozenset())  # fmt: skip
+
 READING_TYPE = Spec("ReadingType", (
-    _e("accumulationBehaviour", "UInt8"),
-    _e("calorificValue", Spec("UnitValueType", (
-        _e("multiplier", "Int8", True), _e("unit", "UInt8", True), _e("value", "Int32", True)),
-        frozenset())),
-    _e("commodity", "UInt8"),
-    _e("conversionFactor", Spec("UnitValueType", (
-        _e("multiplier", "Int8", True), _e("unit", "UInt8", True), _e("value", "Int32", True)),
-        frozenset())),
-    _e("dataQualifier", "UInt8"), _e("flowDirection", "UInt8"), _e("intervalLength", "UInt32"),
-    _e("kind", "UInt8"), _e("maxNumberOfIntervals", "UInt8"),
+    _e("accumulationBehaviour", "UInt8", enum=_values(t.AccumulationBehaviourType)),
+    _e("calorificValue", UNIT_VALUE),
+    _e("commodity", "UInt8", enum=_values(t.CommodityType)),
+    _e("conversionFactor", UNIT_VALUE),
+    _e("dataQualifier", "UInt8", enum=_values(t.DataQualifierType)),
+    _e("flowDirection", "UInt8", enum=_values(t.FlowDirectionType)),
+    _e("intervalLength", "UInt32"),
+    _e("kind", "UInt8", enum=_values(t.KindType)), _e("maxNumberOfIntervals", "UInt8"),
     _e("numberOfConsumptionBlocks", "UInt8"), _e("numberOfTouTiers", "UInt8"),
-    _e("phase", "UInt8"), _e("powerOfTenMultiplier", "Int8"), _e("subIntervalLength", "UInt32"),
-    _e("supplyLimit", "UInt48"), _e("tieredConsumptionBlocks", "boolean"), _e("uom", "UInt8"),
+    _e("phase", "UInt8", enum=_values(t.PhaseCode)), _e("powerOfTenMultiplier", "Int8"),
+    _e("subIntervalLength", "UInt32"), _e("supplyLimit", "UInt48"),
+    _e("tieredConsumptionBlocks", "boolean"), _e("uom", "UInt8", enum=_values(t.UomType)),
 ), frozenset({"href"}))  # fmt: skip
 
 READING = Spec("Reading", (
-    _e("consumptionBlock", "UInt8"), _e("qualityFlags", "HexBinary16"),
-    _e("timePeriod", INTERVAL), _e("touTier", "UInt8"), _e("value", "Int48"),
+    _e("consumptionBlock", "UInt8", enum=_values(t.ConsumptionBlockType)),
+    _e("qualityFlags", "HexBinary16"), _e("timePeriod", INTERVAL),
+    _e("touTier", "UInt8", enum=_values(t.TOUType)), _e("value", "Int48"),
     _e("localID", "HexBinary16"),
 ))  # fmt: skip
 
@@ -255,12 +270,13 @@ MIRROR_METER_READING_LIST = Spec(
     "MirrorMeterReadingList",
     (_e("MirrorMeterReading", MIRROR_METER_READING, many=True),),
     frozenset({"href", "all", "results"}),
+    frozenset({"all", "results"}),
 )
 
 MIRROR_USAGE_POINT = Spec("MirrorUsagePoint", (
     *_IDENTIFIED,
     _e("roleFlags", "RoleFlagsType", True),
-    _e("serviceCategoryKind", "UInt8", True, enum=frozenset(range(7))),
+    _e("serviceCategoryKind", "UInt8", True, enum=_values(t.ServiceKind)),
     _e("status", "UInt8", True),
     _e("deviceLFDI", "HexBinary160", True),
     _e("MirrorMeterReading", MIRROR_METER_READING, many=True),
@@ -315,7 +331,13 @@ def _complex(node: etree._Element, spec: Spec, path: str) -> None:
     if spec.attributes & {"subscribable", "pollRate", "all", "results"}:
         for a in ("subscribable", "pollRate", "all", "results"):
             if a in node.attrib:
-                _int(node.attrib[a], "UInt8" if a == "subscribable" else "UInt32", f"{path}@{a}")
+                n = _int(
+                    node.attrib[a], "UInt8" if a == "subscribable" else "UInt32", f"{path}@{a}"
+                )
+                if a == "subscribable" and n not in SUBSCRIBABLE:
+                    raise XmlValueError(f"{path}@subscribable: {n} is not a defined value (0..3)")
+    for a in sorted(spec.required_attributes - set(node.attrib)):
+        raise XmlValueError(f"{path}@{a}: required attribute")
     if (node.text or "").strip():
         raise XmlValueError(f"{path}: unexpected text {node.text.strip()[:20]!r}")
     order = {e.name: i for i, e in enumerate(spec.elements)}
@@ -361,6 +383,8 @@ def _simple(text: str, el: El, where: str) -> None:
         if el.enum is not None and n not in el.enum:
             raise XmlValueError(f"{where}: {n} is not a defined value ({sorted(el.enum)})")
     elif kind in HEX_BYTES:
+        if not value:
+            raise XmlValueError(f"{where}: empty (a {kind} needs at least one byte)")
         if not HEX_RE.match(value):
             raise XmlValueError(f"{where}: {value[:20]!r} is not hexBinary (pairs of hex digits)")
         if len(value) // 2 > HEX_BYTES[kind]:

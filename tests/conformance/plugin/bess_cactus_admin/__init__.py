@@ -23,7 +23,8 @@ from edge.mqtt.client import BrokerSettings, MqttClient
 from edge.mqtt.rpc import Requester
 from edge.mqtt.topics import Topics
 
-TIMEOUT_S = 5.0
+TIMEOUT_S = 2.0
+RETRIES = 4
 ACTIVE_BACKDATE_S = 60  # an "active" control started a minute ago
 SCHEDULED_GAP_S = 120  # a "scheduled" control starts in the future, stacked one after another
 DEFAULT_DURATION_S = 3600
@@ -44,7 +45,14 @@ class _Link:
         if not self.started:
             await self.client.start(timeout=TIMEOUT_S)
             self.started = True
-        reply = await self.requester.request(topic, body, timeout=TIMEOUT_S)
+        for attempt in range(RETRIES):
+            try:
+                reply = await self.requester.request(topic, body, timeout=TIMEOUT_S)
+                break
+            except TimeoutError:
+                # a device registered a moment ago may not be listening on set/... yet
+                if attempt == RETRIES - 1:
+                    raise
         if not reply.get("ok"):
             raise RuntimeError(f"{topic}: {reply.get('error')}")
         return reply
