@@ -48,8 +48,12 @@ def _int(body: dict[str, Any], key: str, lo: int, hi: int) -> int | None:
 
 
 def edev(server: Server, body: dict[str, Any], now: int) -> dict[str, Any]:
-    """`{"lfdi", "registered": bool, "pin"?, "name"?}`: register (idempotent) or remove."""
-    _only(body, "lfdi", "registered", "pin", "name")
+    """`{"lfdi", "registered": bool, "pin"?, "name"?, "aggregator"?}`: register (idempotent)
+    or remove; `aggregator` is the LFDI of the aggregator certificate that manages it."""
+    _only(body, "lfdi", "registered", "pin", "name", "aggregator")
+    agg = body.get("aggregator")
+    if agg is not None and (not isinstance(agg, str) or agg.lower() not in server.aggregators):
+        raise ControlError("invalid_payload", "aggregator: not a configured aggregator's LFDI")
     lfdi = _lfdi(body)
     registered = body.get("registered")
     if not isinstance(registered, bool):
@@ -70,6 +74,7 @@ def edev(server: Server, body: dict[str, Any], now: int) -> dict[str, Any]:
         if any(d.name == name or d.sfdi == sfdi for d in server.devices.values()):
             raise ControlError("out_of_range", f"name/sFDI of {lfdi} already used by a device")
         dev = server.add_device(name, lfdi, sfdi, pin, now, server.cfg.legacy_xml)
+        dev.aggregator = agg.lower() if agg else None
         server.announce(dev)
     elif "pin" in body:
         dev.pin = pin

@@ -51,6 +51,14 @@ class BridgeDevice:
 
 
 @dataclass(frozen=True)
+class BridgeAggregator:
+    """A certificate that manages several EndDevices (CSIP-AUS aggregator client)."""
+
+    name: str
+    lfdi: str
+
+
+@dataclass(frozen=True)
 class BridgeConfig:
     host: str = "0.0.0.0"
     port: int = 8443
@@ -68,6 +76,7 @@ class BridgeConfig:
     max_body_bytes: int = 65536
     default_control: dict[str, Any] = field(default_factory=dict)
     devices: tuple[BridgeDevice, ...] = ()
+    aggregators: tuple[BridgeAggregator, ...] = ()
     poll_rates: dict[str, int] = field(default_factory=dict)  # resource name -> pollRate (s)
     post_rates: dict[str, int] = field(default_factory=dict)  # resource name -> postRate (s)
     pen: int = 0  # IANA Private Enterprise Number: the last 8 digits of server mRIDs
@@ -138,6 +147,24 @@ class BridgeDeviceSchema(Schema):
         )
 
 
+class BridgeAggregatorSchema(Schema):
+    name = fields.String(required=True)
+    lfdi = fields.String(required=True)
+
+    @validates("lfdi")
+    def _lfdi(self, value: str, **_: Any) -> None:
+        from edge.bridge.identity import normalise_lfdi
+
+        try:
+            normalise_lfdi(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> BridgeAggregator:
+        return BridgeAggregator(data["name"], data["lfdi"].strip().lower())
+
+
 class BridgeSchema(Schema):
     host = fields.String(load_default="0.0.0.0")
     port = fields.Integer(load_default=8443, validate=validate.Range(0, 65535))
@@ -155,6 +182,7 @@ class BridgeSchema(Schema):
     max_body_bytes = fields.Integer(load_default=65536, validate=validate.Range(1024, 1 << 22))
     default_control = fields.Dict(keys=fields.String(), load_default=dict)
     devices = fields.List(fields.Nested(BridgeDeviceSchema), load_default=list)
+    aggregators = fields.List(fields.Nested(BridgeAggregatorSchema), load_default=list)
     poll_rates = fields.Dict(
         keys=fields.String(validate=validate.OneOf(POLL_RESOURCES)),
         values=fields.Integer(strict=True, validate=validate.Range(1, 86400 * 7)),
@@ -209,6 +237,7 @@ class BridgeSchema(Schema):
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> BridgeConfig:
         data["devices"] = tuple(data["devices"])
+        data["aggregators"] = tuple(data["aggregators"])
         return BridgeConfig(**data)
 
 

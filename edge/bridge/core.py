@@ -52,6 +52,7 @@ class BridgeCore:
         self.clock = clock
         self.server = Server(cfg, sink or NullSink(), parse_default(cfg.default_control))
         now = int(clock())
+        self.server.aggregators = {a.lfdi: a.name for a in cfg.aggregators}
         for d in cfg.devices:
             legacy = cfg.legacy_xml if d.legacy_xml is None else d.legacy_xml
             self.server.add_device(d.name, d.lfdi, d.sfdi, d.pin, now, legacy)
@@ -99,13 +100,14 @@ class BridgeCore:
             if lfdi in self.server.denied:
                 raise HttpError(403, "access revoked for this certificate")
             dev = self.by_lfdi.get(lfdi)
-            if dev is None and not self.cfg.allow_registration:
+            aggregator = lfdi in self.server.aggregators
+            if dev is None and not self.cfg.allow_registration and not aggregator:
                 raise HttpError(403, "unknown certificate and registration is closed")
             now = self.clock()
             if dev is not None:
                 dev.last_seen = now
             ctx = Ctx(self.server, method.upper(), path.rstrip("/") or "/", query, body, lfdi,
-                      dev, now)  # fmt: skip
+                      dev, now, own=dev)  # fmt: skip
             reply = dispatch(ctx)
             if self.cfg.csipaus_ns != CSIPAUS_NS and reply.body:
                 reply.body = reply.body.replace(CSIPAUS_NS.encode(), self.cfg.csipaus_ns.encode())

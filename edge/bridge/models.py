@@ -205,6 +205,7 @@ class DERControlResponseIn(ResponseIn, tag="DERControlResponse"):
 
 
 class EndDeviceIn(BaseXmlModelWithNS, tag="EndDevice"):
+    deviceCategory: str | None = element(default=None)
     sFDI: int | None = element(default=None)
     lFDI: str | None = element(default=None)
     changedTime: int | None = element(default=None)

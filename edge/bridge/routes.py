@@ -61,16 +61,17 @@ def dispatch(ctx: Ctx) -> Reply:
         mt = EDEV.fullmatch(ctx.path)
         if mt is None:
             raise HttpError(404)
-        if ctx.dev is None:
-            raise HttpError(403, "device not registered")
-        if int(mt.group(1)) != ctx.dev.eid:
+        eid = int(mt.group(1))
+        target = next((d for d in ctx.visible() if d.eid == eid), None)
+        if target is None:
             raise HttpError(403, "not your EndDevice")
+        ctx.dev = target
         sub = mt.group(2) or ""
         found = _find(DEVICE, sub)
         if found is None:
             raise HttpError(404)
     route, groups = found
-    if route.registered and ctx.dev is None:
+    if route.registered and ctx.dev is None and not ctx.aggregator:
         raise HttpError(403, "device not registered")
     handler = route.methods.get(ctx.method)
     if handler is None:

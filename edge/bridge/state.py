@@ -59,6 +59,8 @@ class Device:
     registered_at: int
     changed_time: int
     legacy_xml: bool = False
+    device_category: str | None = None  # as the device registered it (HexBinary32)
+    aggregator: str | None = None  # LFDI of the aggregator certificate that manages it
     docs: dict[str, bytes] = field(default_factory=dict)  # device-posted, served back as sent
     wrtg: float | None = None
     set_max_charge_w: float | None = None
@@ -193,6 +195,7 @@ class Server:
     poll_rates: dict[str, int] = field(default_factory=dict)  # runtime overrides of the site file
     post_rates: dict[str, int] = field(default_factory=dict)
     denied: set[str] = field(default_factory=set)  # LFDIs whose access is revoked
+    aggregators: dict[str, str] = field(default_factory=dict)  # certificate LFDI -> name
 
     def poll_rate(self, resource: str) -> int:
         """pollRate (s) of a resource: runtime setting, else the site file's, else the default."""
@@ -233,9 +236,21 @@ class Ctx:
     query: Mapping[str, str]
     body: bytes
     lfdi: str
-    dev: Device | None
+    dev: Device | None  # the device addressed (under /edev/{n}), else the certificate's own
     now: float
     groups: tuple[str, ...] = ()
+    own: Device | None = None  # the certificate's own EndDevice, if registered
+
+    @property
+    def aggregator(self) -> bool:
+        return self.lfdi in self.server.aggregators
+
+    def visible(self) -> list[Device]:
+        """The EndDevices this certificate may see: its own, and an aggregator's managed ones."""
+        out = [self.own] if self.own is not None else []
+        if self.aggregator:
+            out += [d for d in self.server.devices.values() if d.aggregator == self.lfdi]
+        return out
 
     @property
     def cfg(self) -> BridgeConfig:

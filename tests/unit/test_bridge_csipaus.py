@@ -8,7 +8,7 @@ from lxml import etree
 
 from edge.bridge.controls import ControlError
 from edge.bridge.identity import nmi_checksum, nmi_valid, sfdi_from_lfdi
-from tests.unit.test_bridge_core import NS, SETTINGS, A, B, edev, get, make, mup_doc, tree
+from tests.unit.test_bridge_core import NS, SETTINGS, A, B, edev, get, make, mup_doc, tree, x
 from tests.unit.test_bridge_defects import refused, stored
 
 CSIP13 = "https://csipaus.org/ns/v1.3"
@@ -152,3 +152,41 @@ def test_in_band_registration_after_admin_removal() -> None:
     assert core.handle("POST", "/edev", {}, edev(B), B).status == 201
     core.admin("edev", {"lfdi": B, "registered": False})
     assert core.handle("POST", "/edev", {}, edev(B), B).status == 201  # may register again
+
+
+def test_aggregator_manages_several_end_devices() -> None:
+    from edge.bridge.config import BridgeAggregator
+
+    agg = "a9" * 20
+    d1, d2 = "d1" * 20, "d2" * 20
+    core, rec, _ = make(aggregators=(BridgeAggregator("agg", agg),))  # registration closed
+    assert tree(get(core, "/edev", lfdi=agg)).get("all") == "0"
+    for d in (d1, d2):
+        r = core.handle("POST", "/edev", {}, edev(d, f"<lFDI>{d.upper()}</lFDI>"), agg)
+        assert r.status == 201, r
+    lst = tree(get(core, "/edev", lfdi=agg, l="10"))
+    assert lst.get("all") == "2"
+    hrefs = [e.get("href") for e in lst.findall(f"{{{NS}}}EndDevice")]
+    assert tree(get(core, "/dcap", lfdi=agg)).find(f"{{{NS}}}EndDeviceListLink").get("all") == "2"
+    # each managed device's resources, and mirror data in its name
+    assert core.handle("PUT", f"{hrefs[0]}/der/1/derg", {}, SETTINGS, agg).status == 204
+    assert core.handle("POST", "/mup", {}, mup_doc("3A", d1), agg).status == 201
+    assert core.handle("POST", "/mup", {}, mup_doc("3B", A), agg).status == 403  # not managed
+    assert tree(get(core, "/mup", lfdi=agg)).get("all") == "1"
+    assert rec.added[-2:] == [f"edev-{sfdi_from_lfdi(d1)}", f"edev-{sfdi_from_lfdi(d2)}"]
+    # another client sees none of it; nobody else can take over a managed device
+    assert core.handle("GET", hrefs[0], {}, b"", A).status == 403
+    assert core.handle("GET", "/edev/1", {}, b"", agg).status == 403  # "bat" is not managed
+    r = core.handle("POST", "/edev", {}, edev(d1, f"<lFDI>{d1.upper()}</lFDI>"), agg)
+    assert r.status == 409  # registered already
+    # a device cannot register someone else's LFDI (it is not an aggregator)
+    r = core.handle("POST", "/edev", {}, edev(B, f"<lFDI>{B.upper()}</lFDI>"), A)
+    assert r.status == 409
+
+
+def test_registered_device_category_is_served_back() -> None:
+    core, _, _ = make(allow_registration=True)
+    body = x("EndDevice", f"<deviceCategory>200000</deviceCategory><sFDI>{sfdi_from_lfdi(B)}"
+             "</sFDI><changedTime>1</changedTime>")  # fmt: skip
+    assert core.handle("POST", "/edev", {}, body, B).status == 201
+    assert tree(get(core, "/edev/2", lfdi=B)).findtext(f"{{{NS}}}deviceCategory") == "200000"

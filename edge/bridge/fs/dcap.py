@@ -11,14 +11,14 @@ from edge.bridge.timeres import time_fields
 
 
 def dcap(ctx: Ctx) -> Reply:
-    dev = ctx.dev
-    n_mup = sum(1 for u in ctx.server.mups.values() if dev is not None and u.owner == dev.eid)
+    visible = {d.eid for d in ctx.visible()}
+    n_mup = sum(1 for u in ctx.server.mups.values() if u.owner in visible)
     return ok(
         DeviceCapabilityResponse(
             href="/dcap",
             pollRate=ctx.server.poll_rate("DeviceCapability"),
             TimeLink=Link(href="/tm"),
-            EndDeviceListLink=ListLink(href="/edev", all_=1 if dev is not None else 0),
+            EndDeviceListLink=ListLink(href="/edev", all_=len(visible)),
             MirrorUsagePointListLink=ListLink(href="/mup", all_=n_mup),
         )
     )

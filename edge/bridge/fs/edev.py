@@ -24,6 +24,7 @@ def end_device_doc(server: Server, dev: Device) -> m.EndDevice:
     return m.EndDevice(
         href=b,
         DERListLink=ListLink(href=f"{b}/der", all_=1),
+        deviceCategory=dev.device_category,
         lFDI=dev.lfdi.upper(),
         sFDI=dev.sfdi,
         changedTime=dev.changed_time,
@@ -37,8 +38,7 @@ def end_device_doc(server: Server, dev: Device) -> m.EndDevice:
 
 
 def edev_list(ctx: Ctx) -> Reply:
-    items = [ctx.dev] if ctx.dev is not None else []
-    pg, total = page(items, ctx.query)
+    pg, total = page(ctx.visible(), ctx.query)
     return ok(
         end_device.EndDeviceListResponse(
             href="/edev",
@@ -52,15 +52,17 @@ def edev_list(ctx: Ctx) -> Reply:
 
 def register(ctx: Ctx) -> Reply:
     """POST /edev: in-band registration of the client's own certificate."""
-    server, lfdi = ctx.server, ctx.lfdi
+    server = ctx.server
     tree = posted.device_tree(ctx, "EndDevice", legacy=ctx.cfg.legacy_xml)
     req = load(m.EndDeviceIn, tree)
-    sfdi = sfdi_from_lfdi(lfdi)
     if req.sFDI is None:
         raise HttpError(400, "EndDevice.sFDI: required")
     if not sfdi_valid(req.sFDI):
         raise HttpError(400, f"EndDevice.sFDI: {req.sFDI} has a wrong check digit")
     lf = posted_lfdi(req.lFDI, "EndDevice.lFDI")
+    # A device registers its own certificate; an aggregator also the devices it manages.
+    lfdi = lf if ctx.aggregator and lf is not None else ctx.lfdi
+    sfdi = sfdi_from_lfdi(lfdi)
     if req.sFDI != sfdi or (lf is not None and lf != lfdi):
         raise HttpError(409, "EndDevice sFDI/lFDI do not match the client certificate")
     dev = server.by_lfdi.get(lfdi)
@@ -70,11 +72,17 @@ def register(ctx: Ctx) -> Reply:
         now = int(ctx.now)
         dev = server.add_device(f"edev-{sfdi}", lfdi, sfdi, None, now, ctx.cfg.legacy_xml)
         dev.last_seen = ctx.now
+        dev.device_category = req.deviceCategory
+        if lfdi != ctx.lfdi:
+            dev.aggregator = ctx.lfdi
         server.announce(dev)
+    elif dev.aggregator not in (None, ctx.lfdi) or (dev.aggregator is None and lfdi != ctx.lfdi):
+        raise HttpError(409, f"LFDI {lfdi} is registered to another client")
     elif not ctx.cfg.allow_reregistration:
         raise HttpError(409, f"LFDI {lfdi} is already registered as {dev.base}")
     else:
         dev.changed_time = req.changedTime or dev.changed_time
+        dev.device_category = req.deviceCategory or dev.device_category
     return Reply(201, location=dev.base)
 
 

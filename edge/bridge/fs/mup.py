@@ -17,12 +17,9 @@ from edge.bridge.xmlcodec import load, root_name
 
 
 def mup_list(ctx: Ctx) -> Reply:
-    dev = ctx.dev  # None before registration: /dcap advertises the list, so it is empty
-    own = [
-        u
-        for u in ctx.server.mups.values()
-        if dev is not None and u.owner == dev.eid and u.doc is not None
-    ]
+    # before registration the list is empty (/dcap advertises it to every certificate)
+    visible = {d.eid for d in ctx.visible()}
+    own = [u for u in ctx.server.mups.values() if u.owner in visible and u.doc is not None]
     pg, total = page(own, ctx.query)
     return ok(
         m.MirrorUsagePointList(
@@ -36,12 +33,18 @@ def mup_list(ctx: Ctx) -> Reply:
 
 
 def post_mup(ctx: Ctx) -> Reply:
-    dev, server = ctx.device(), ctx.server
-    tree = device_tree(ctx, "MirrorUsagePoint", legacy=dev.legacy_xml)
+    server = ctx.server
+    if not ctx.visible():
+        raise HttpError(403, "device not registered")
+    legacy = ctx.own.legacy_xml if ctx.own is not None else ctx.cfg.legacy_xml
+    tree = device_tree(ctx, "MirrorUsagePoint", legacy=legacy)
     mup_in = load(m.MirrorUsagePointIn, tree)
     owner = posted_lfdi(mup_in.deviceLFDI, "MirrorUsagePoint.deviceLFDI")
-    if owner is not None and owner != dev.lfdi:
-        raise HttpError(403, "MirrorUsagePoint.deviceLFDI is not your certificate's LFDI")
+    # the usage point belongs to the device it names, which must be the poster's (or one an
+    # aggregator manages)
+    dev = next((d for d in ctx.visible() if d.lfdi == owner), None) if owner else ctx.own
+    if dev is None:
+        raise HttpError(403, "MirrorUsagePoint.deviceLFDI is not yours")
     mrid = (mup_in.mRID or "").strip().upper()
     if not mrid:
         raise HttpError(400, "MirrorUsagePoint.mRID: required")
@@ -67,7 +70,7 @@ def post_mup(ctx: Ctx) -> Reply:
 
 def _own(ctx: Ctx) -> Mup:
     found = ctx.server.mups.get(int(ctx.groups[0]))
-    if found is None or found.owner != ctx.device().eid:
+    if found is None or found.owner not in {d.eid for d in ctx.visible()}:
         raise HttpError(404)  # another device's usage point does not exist for this one
     return found
 
@@ -80,7 +83,8 @@ def get_mup(ctx: Ctx) -> Reply:
 
 
 def post_readings(ctx: Ctx) -> Reply:
-    dev, found = ctx.device(), _own(ctx)
+    found = _own(ctx)
+    dev = ctx.server.devices[found.owner]
     tree = device_tree(ctx, "MirrorMeterReading", "MirrorMeterReadingList", legacy=dev.legacy_xml)
     if root_name(tree) == "MirrorMeterReading":
         readings = [load(m.MirrorMeterReadingIn, tree)]

@@ -17,6 +17,7 @@ from typing import Any
 
 from cactus_client.admin import hookimpl
 from cactus_client.model.execution import ActionResult
+from cactus_client.sep2 import lfdi_from_cert_file
 
 from edge.bridge.identity import sfdi_from_lfdi
 from edge.mqtt.client import BrokerSettings, MqttClient
@@ -26,8 +27,8 @@ from edge.mqtt.topics import Topics
 TIMEOUT_S = 2.0
 RETRIES = 4
 ACTIVE_BACKDATE_S = 60  # an "active" control started a minute ago
-SCHEDULED_GAP_S = 120  # a "scheduled" control starts in the future, stacked one after another
-DEFAULT_DURATION_S = 3600
+SCHEDULED_GAP_S = 30  # a "scheduled" control starts in the future, stacked one after another
+DEFAULT_DURATION_S = 120  # short, so a procedure that waits for "completed" sees it
 
 
 class _Link:
@@ -96,6 +97,8 @@ class BessAdminPlugin:
             body: dict[str, Any] = {"lfdi": lfdi, "registered": bool(params["registered"])}
             if params["registered"] and client.pin:
                 body["pin"] = int(client.pin)
+            if str(client.type) == "aggregator" and params["registered"]:
+                body["aggregator"] = lfdi_from_cert_file(client.certificate_file).lower()
             await link.request(t.bridge_admin("edev"), body)
         elif kind == "ensure-mup-list-empty":
             await link.request(t.bridge_admin("mup-clear"), {"lfdi": lfdi})
