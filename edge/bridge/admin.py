@@ -144,4 +144,18 @@ def rates(server: Server, body: dict[str, Any], now: int) -> dict[str, Any]:
     return {"resource": res, "poll_rate_s": poll, "post_rate_s": post}
 
 
-OPS = {"edev": edev, "mup-clear": mup_clear, "access": access, "program": program, "rates": rates}
+def stats(server: Server, body: dict[str, Any], now: int) -> dict[str, Any]:
+    """Counters: notifications sent / retried / failed / dropped, subscriptions, devices."""
+    _only(body)
+    return {"notifications": dict(server.notify_stats), "subscriptions": len(server.subscriptions),
+            "devices": len(server.devices)}  # fmt: skip
+
+
+OPS = {
+    "stats": stats,
+    "edev": edev,
+    "mup-clear": mup_clear,
+    "access": access,
+    "program": program,
+    "rates": rates,
+}

@@ -26,6 +26,7 @@ from edge.bridge.controls import (
     parse_derc,
     wchamax_fixed_w,
 )
+from edge.bridge.fs import sub
 from edge.bridge.models import CSIPAUS_NS
 from edge.bridge.routes import dispatch
 from edge.bridge.state import (
@@ -109,8 +110,7 @@ class BridgeCore:
             ctx = Ctx(self.server, method.upper(), path.rstrip("/") or "/", query, body, lfdi,
                       dev, now, own=dev)  # fmt: skip
             reply = dispatch(ctx)
-            if self.cfg.csipaus_ns != CSIPAUS_NS and reply.body:
-                reply.body = reply.body.replace(CSIPAUS_NS.encode(), self.cfg.csipaus_ns.encode())
+            reply.body = self._ns(reply.body)
             return reply
         except HttpError as exc:
             if exc.status in (400, 409):
@@ -123,6 +123,11 @@ class BridgeCore:
     # -- control from MQTT -------------------------------------------------------------------
     def control(self, name: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
         """A set request for device `name`: key "derc" or a point key. Raises ControlError."""
+        out = self._control(name, key, body)
+        self.scan_notifications()
+        return out
+
+    def _control(self, name: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
         if key == "derc":
             return self.set_derc(name, body)
         if key == "dderc":
@@ -189,10 +194,35 @@ class BridgeCore:
         handler = admin.OPS.get(op)
         if handler is None:
             raise ControlError("unknown_point", f"{op}: not an admin op ({', '.join(admin.OPS)})")
-        return handler(self.server, body, int(self.clock()))
+        out = handler(self.server, body, int(self.clock()))
+        self.scan_notifications()
+        return out
+
+    def scan_notifications(self) -> int:
+        """Queue Notifications (in `server.outbox`) for subscribed resources that changed."""
+        return sub.scan(self.server, self.clock(), self._render)
+
+    def _render(self, dev: Device, path: str, limit: int) -> bytes | None:
+        """The current document at `path`, as the device would GET it (not a device request)."""
+        ctx = Ctx(self.server, "GET", path, {"l": str(limit)}, b"", dev.lfdi, dev,
+                  self.clock(), own=dev)  # fmt: skip
+        try:
+            reply = dispatch(ctx)
+        except (HttpError, XmlError):
+            return None
+        if reply.status != 200:
+            return None
+        return self._ns(reply.body)
+
+    def _ns(self, body: bytes) -> bytes:
+        if self.cfg.csipaus_ns != CSIPAUS_NS and body:
+            return body.replace(CSIPAUS_NS.encode(), self.cfg.csipaus_ns.encode())
+        return body
 
     def tick(self) -> None:
-        """Periodic: `124/WChaMax` becomes null once its DERControl is no longer live."""
+        """Periodic: `124/WChaMax` becomes null once its DERControl is no longer live; events
+        that start or end change subscribed resources."""
+        self.scan_notifications()
         now = self.clock()
         for dev in self.devices.values():
             if dev.wchamax is None:

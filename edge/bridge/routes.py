@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from edge.bridge import posted
-from edge.bridge.fs import dcap, der, derp, edev, mup, rsp
+from edge.bridge.fs import dcap, der, derp, edev, mup, rsp, sub
 from edge.bridge.state import Ctx, HttpError, Reply
 
 Handler = Callable[[Ctx], Reply]
@@ -41,6 +41,7 @@ DEVICE: tuple[Route, ...] = tuple(
         *der.DEVICE_ROUTES,
         *derp.DEVICE_ROUTES,
         *rsp.DEVICE_ROUTES,
+        *sub.DEVICE_ROUTES,
     )
 )
 

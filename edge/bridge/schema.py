@@ -304,10 +304,21 @@ RESPONSE = Spec("Response", (
     _e("subject", "mRIDType", True),
 ), frozenset({"href"}))  # fmt: skip
 
+SUBSCRIPTION = Spec("Subscription", (
+    _e("subscribedResource", "anyURI", True),
+    _e("Condition", Spec("Condition", (
+        _e("attributeIdentifier", "UInt8", True, enum=frozenset({0})),
+        _e("lowerThreshold", "Int48", True), _e("upperThreshold", "Int48", True)), frozenset())),
+    _e("encoding", "UInt8", True, enum=frozenset({0})),  # 0: application/sep+xml
+    _e("level", "String16", True),
+    _e("limit", "UInt32", True),
+    _e("notificationURI", "anyURI", True),
+), frozenset({"href"}))  # fmt: skip
+
 SPECS: dict[str, Spec] = {s.name: s for s in (
     DEVICE_INFORMATION, DEVICE_STATUS, POWER_STATUS, DER_CAPABILITY, DER_SETTINGS, DER_STATUS,
     DER_AVAILABILITY, MIRROR_USAGE_POINT, MIRROR_METER_READING, MIRROR_METER_READING_LIST,
-    END_DEVICE, RESPONSE,
+    END_DEVICE, RESPONSE, SUBSCRIPTION,
 )}  # fmt: skip
 SPECS["DERControlResponse"] = RESPONSE
 

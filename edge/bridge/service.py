@@ -15,6 +15,7 @@ from edge.bridge.controls import ControlError
 from edge.bridge.core import BridgeCore
 from edge.bridge.http import TlsSetupError, make_ssl_context, start_server
 from edge.bridge.mqtt_shell import CONNECT_TIMEOUT_S, BridgeMqtt
+from edge.bridge.notify import Notifier, NotifySettings, client_context
 from edge.config.errors import ConfigError
 from edge.config.site import SiteConfig
 from edge.mqtt.client import BrokerSettings, MqttClient, Will
@@ -37,6 +38,7 @@ class BridgeService:
         clock: Callable[[], float] = time.time,
         tick_s: float = TICK_S,
         ssl_context: ssl.SSLContext | None = None,
+        notify_settings: NotifySettings | None = None,
     ) -> None:
         self.topics = Topics(site)
         self.broker = broker
@@ -47,6 +49,8 @@ class BridgeService:
         self.core = BridgeCore(cfg, clock, self.mqtt)
         self.mqtt.control = self.core.control
         self.ssl_context = ssl_context
+        self.notifier = Notifier(client_context(cfg.tls), notify_settings or NotifySettings())
+        self.core.server.notify_stats = self.notifier.stats
         self.port: int | None = None
         self.ready = asyncio.Event()
 
@@ -90,18 +94,27 @@ class BridgeService:
                 self.port,
                 "HTTPS" if ssl_ctx else "plain HTTP behind a trusted proxy",
             )
+            await self.notifier.start()
             self.ready.set()
             try:
                 while not stop.is_set():
                     self.core.tick()
                     self.mqtt.tick()
+                    self.send_notifications()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), self.tick_s)
             finally:
+                await self.notifier.stop()
                 await runner.cleanup()
         finally:
             await self.mqtt.stop()
             await status.stop()
+
+    def send_notifications(self) -> None:
+        """Hand what the core queued to the notifier (which never blocks)."""
+        outbox = self.core.server.outbox
+        while outbox:
+            self.notifier.submit(outbox.pop(0))
 
 
 def make_services(site: SiteConfig) -> list[Service]:

@@ -93,6 +93,26 @@ class Device:
 
 
 @dataclass
+class Subscription:
+    sid: int
+    owner: int  # eid
+    resource: str  # subscribedResource (a path of the owner's)
+    notification_uri: str
+    limit: int
+    doc: Any  # the Subscription as served back
+    key: Any = None  # what the resource looked like when last notified
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One POST to make: where, what (a Notification document), for which subscription."""
+
+    uri: str
+    body: bytes
+    subscription: str
+
+
+@dataclass
 class Mup:
     mid: int
     owner: int
@@ -196,6 +216,10 @@ class Server:
     post_rates: dict[str, int] = field(default_factory=dict)
     denied: set[str] = field(default_factory=set)  # LFDIs whose access is revoked
     aggregators: dict[str, str] = field(default_factory=dict)  # certificate LFDI -> name
+    subscriptions: dict[int, Subscription] = field(default_factory=dict)
+    next_sub: int = 1
+    outbox: list[Notification] = field(default_factory=list)  # drained by the service
+    notify_stats: dict[str, int] = field(default_factory=dict)  # the notifier's counters
 
     def poll_rate(self, resource: str) -> int:
         """pollRate (s) of a resource: runtime setting, else the site file's, else the default."""

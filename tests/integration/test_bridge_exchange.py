@@ -37,7 +37,7 @@ FIXTURE_LFDI = b"247bd68e3378fe57ba604e3c8bdf9e3f78a3d743"
 
 
 @contextmanager
-def running_bridge(cfg: BridgeConfig, broker: Any) -> Iterator[BridgeService]:
+def running_bridge(cfg: BridgeConfig, broker: Any, **svc_kw: Any) -> Iterator[BridgeService]:
     """The bridge service on its own thread and event loop (the probe blocks its thread)."""
     settings = BrokerSettings(host=broker.host, port=broker.port, keepalive=5)
     holder: dict[str, Any] = {}
@@ -45,7 +45,7 @@ def running_bridge(cfg: BridgeConfig, broker: Any) -> Iterator[BridgeService]:
 
     def main() -> None:
         async def go() -> None:
-            svc = BridgeService(SITE, settings, cfg, tick_s=0.05)
+            svc = BridgeService(SITE, settings, cfg, tick_s=0.05, **svc_kw)
             stop = asyncio.Event()
             holder.update(svc=svc, stop=stop, loop=asyncio.get_running_loop())
             task = asyncio.create_task(svc.run(stop))

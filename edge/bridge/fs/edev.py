@@ -32,6 +32,10 @@ def end_device_doc(server: Server, dev: Device) -> m.EndDevice:
         FunctionSetAssignmentsListLink=ListLink(href=f"{b}/fsa", all_=1),
         RegistrationLink=None if dev.pin is None else Link(href=f"{b}/rg"),
         ConnectionPointLink=ConnectionPointLink(href=f"{b}/cp"),
+        SubscriptionListLink=ListLink(
+            href=f"{b}/sub",
+            all_=sum(1 for s in server.subscriptions.values() if s.owner == dev.eid),
+        ),
         postRate=server.post_rate("EndDevice"),
         **links,
     )
