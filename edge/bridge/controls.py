@@ -111,8 +111,11 @@ class Schedule:
     def listed(self, primacy: int, now: float) -> list[Control]:
         """Events of a program still within their scheduled period, in 2030.5 list order."""
         items = [c for c in self.controls if c.primacy == primacy and c.status(now) is not None]
-        # interval.start ascending, then creationTime descending, then mRID descending
-        items.sort(key=lambda c: (c.start, -c.creation_time, _neg(c.mrid)))
+        # interval.start ascending, then creationTime descending, then mRID descending: three
+        # stable sorts, last key first (cheaper than a composite key with a negated string)
+        items.sort(key=lambda c: c.mrid, reverse=True)
+        items.sort(key=lambda c: c.creation_time, reverse=True)
+        items.sort(key=lambda c: c.start)
         return items
 
     def active(self, primacy: int, now: float) -> list[Control]:
@@ -131,10 +134,6 @@ class Schedule:
 def _finite(v: int | float) -> bool:
     """math.isfinite without its OverflowError on integers beyond a float (JSON allows them)."""
     return isinstance(v, int) or math.isfinite(v)
-
-
-def _neg(s: str) -> tuple[int, ...]:
-    return tuple(-ord(ch) for ch in s)
 
 
 # --- building controls ----------------------------------------------------------------------

@@ -124,7 +124,8 @@ class BridgeCore:
     def control(self, name: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
         """A set request for device `name`: key "derc" or a point key. Raises ControlError."""
         out = self._control(name, key, body)
-        self.scan_notifications()
+        dev = self.device_by_name(name)
+        self.scan_notifications(None if dev is None else dev.eid)
         return out
 
     def _control(self, name: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -198,9 +199,9 @@ class BridgeCore:
         self.scan_notifications()
         return out
 
-    def scan_notifications(self) -> int:
+    def scan_notifications(self, only: int | None = None) -> int:
         """Queue Notifications (in `server.outbox`) for subscribed resources that changed."""
-        return sub.scan(self.server, self.clock(), self._render)
+        return sub.scan(self.server, self.clock(), self._render, only)
 
     def _render(self, dev: Device, path: str, limit: int) -> bytes | None:
         """The current document at `path`, as the device would GET it (not a device request)."""

@@ -118,12 +118,20 @@ def resource_key(server: Server, dev: Device, sub: Subscription, now: float) -> 
     return p, tuple((c.mrid, c.version, c.status(now)) for c in dev.schedule.listed(p, now))
 
 
-def scan(server: Server, now: float, render: Callable[[Device, str, int], bytes | None]) -> int:
+def scan(
+    server: Server,
+    now: float,
+    render: Callable[[Device, str, int], bytes | None],
+    only: int | None = None,
+) -> int:
     """Queue a Notification for every subscribed resource that changed; returns how many.
 
-    `render(dev, path, limit)` gives the resource's current document (the core's GET)."""
+    `render(dev, path, limit)` gives the resource's current document (the core's GET);
+    `only` limits the scan to one device's subscriptions (after a change to that device)."""
     n = 0
     for sub in list(server.subscriptions.values()):
+        if only is not None and sub.owner != only:
+            continue
         dev = server.devices.get(sub.owner)
         if dev is None:
             del server.subscriptions[sub.sid]  # its device is gone
