@@ -26,7 +26,7 @@ from edge.mqtt.topics import Topics
 
 TIMEOUT_S = 2.0
 RETRIES = 4
-ACTIVE_BACKDATE_S = 60  # an "active" control started a minute ago
+ACTIVE_BACKDATE_S = 5  # an "active" control started a moment ago (even a 60 s one is live)
 SCHEDULED_GAP_S = 30  # a "scheduled" control starts in the future, stacked one after another
 DEFAULT_DURATION_S = 120  # short, so a procedure that waits for "completed" sees it
 
