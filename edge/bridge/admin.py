@@ -115,14 +115,20 @@ def access(server: Server, body: dict[str, Any], now: int) -> dict[str, Any]:
 
 
 def program(server: Server, body: dict[str, Any], now: int) -> dict[str, Any]:
-    """`{"lfdi", "primacy"}`: make sure the device has a DERProgram of that primacy."""
-    _only(body, "lfdi", "primacy")
+    """`{"lfdi", "primacy", "fsa"?}`: make sure the device has a DERProgram of that primacy,
+    grouped in FunctionSetAssignments `fsa` (default 1)."""
+    _only(body, "lfdi", "primacy", "fsa")
     dev = _device(server, body)
     p = _int(body, "primacy", 0, 255)
     if p is None:
         raise ControlError("invalid_payload", "primacy: required")
+    k = _int(body, "fsa", 1, 16)
     dev.programs.add(p)
-    return {"href": f"{dev.base}/derp/{p}"}
+    if k is not None and k != 1:
+        dev.fsa_of[p] = k
+    elif k == 1:
+        dev.fsa_of.pop(p, None)
+    return {"href": f"{dev.base}/derp/{p}", "fsa": f"{dev.base}/fsa/{k or dev.fsa_of.get(p, 1)}"}
 
 
 def rates(server: Server, body: dict[str, Any], now: int) -> dict[str, Any]:

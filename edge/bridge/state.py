@@ -75,6 +75,7 @@ class Device:
     wchamax: tuple[str, float] | None = None  # (mRID, W) of the last set/124/WChaMax
     defaults: dict[int, dict[str, Any]] = field(default_factory=dict)  # primacy -> set/dderc
     programs: set[int] = field(default_factory=set)  # primacies an operator created
+    fsa_of: dict[int, int] = field(default_factory=dict)  # primacy -> its FSA (default 1)
     dderc_seq: int = 0  # bumped by set/dderc, so a replaced default gets a new mRID
 
     @property

@@ -190,3 +190,17 @@ def test_registered_device_category_is_served_back() -> None:
              "</sFDI><changedTime>1</changedTime>")  # fmt: skip
     assert core.handle("POST", "/edev", {}, body, B).status == 201
     assert tree(get(core, "/edev/2", lfdi=B)).findtext(f"{{{NS}}}deviceCategory") == "200000"
+
+
+def test_programs_grouped_in_several_function_set_assignments() -> None:
+    core, _, _ = make()
+    core.admin("program", {"lfdi": A, "primacy": 2, "fsa": 2})
+    lst = tree(get(core, "/edev/1/fsa", l="10"))
+    assert lst.get("all") == "2"
+    links = [f.find(f"{{{NS}}}DERProgramListLink").get("href") for f in lst]
+    assert links == ["/edev/1/fsa/1/derp", "/edev/1/fsa/2/derp"]
+    p1 = tree(get(core, links[0], l="10")).findall(f"{{{NS}}}DERProgram/{{{NS}}}primacy")
+    p2 = tree(get(core, links[1], l="10")).findall(f"{{{NS}}}DERProgram/{{{NS}}}primacy")
+    assert [p.text for p in p1] == ["1"] and [p.text for p in p2] == ["2"]
+    assert tree(get(core, "/edev/1/derp", l="10")).get("all") == "2"  # the DER sees both
+    assert core.handle("GET", "/edev/1/fsa/3", {}, b"", A).status == 404

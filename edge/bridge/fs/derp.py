@@ -31,32 +31,52 @@ def current_program(ctx: Ctx, dev: Device) -> int | None:
     return None
 
 
-def fsa_doc(ctx: Ctx, dev: Device) -> function_set_assignments.FunctionSetAssignmentsResponse:
+def fsa_ids(dev: Device) -> list[int]:
+    return sorted({1, *dev.fsa_of.values()})
+
+
+def fsa_programs(ctx: Ctx, dev: Device, k: int) -> list[int]:
+    """The programs an FSA groups: those assigned to it (FSA 1: all not assigned elsewhere)."""
+    return [p for p in primacies(ctx, dev) if dev.fsa_of.get(p, 1) == k]
+
+
+def fsa_doc(
+    ctx: Ctx, dev: Device, k: int = 1
+) -> function_set_assignments.FunctionSetAssignmentsResponse:
     return function_set_assignments.FunctionSetAssignmentsResponse(
-        href=f"{dev.base}/fsa/1",
-        mRID=ctx.server.mrid(dev.lfdi, "fsa"),
-        description="DER programs",
-        DERProgramListLink=ListLink(href=f"{dev.base}/derp", all_=len(primacies(ctx, dev))),
+        href=f"{dev.base}/fsa/{k}",
+        mRID=ctx.server.mrid(dev.lfdi, "fsa", k),
+        description=f"DER programs {k}",
+        DERProgramListLink=ListLink(
+            href=f"{dev.base}/fsa/{k}/derp", all_=len(fsa_programs(ctx, dev, k))
+        ),
         TimeLink=Link(href="/tm"),
     )
 
 
 def fsa_list(ctx: Ctx) -> Reply:
     dev = ctx.device()
-    pg, total = page([1], ctx.query)
+    pg, total = page(fsa_ids(dev), ctx.query)
     return ok(
         function_set_assignments.FunctionSetAssignmentsListResponse(
             href=f"{dev.base}/fsa",
             all_=total,
             results=len(pg),
             pollRate=ctx.server.poll_rate("FunctionSetAssignmentsList"),
-            FunctionSetAssignments=[fsa_doc(ctx, dev) for _ in pg] or None,
+            FunctionSetAssignments=[fsa_doc(ctx, dev, k) for k in pg] or None,
         )
     )
 
 
+def _fsa(ctx: Ctx) -> int:
+    k = int(ctx.groups[0])
+    if k not in fsa_ids(ctx.device()):
+        raise HttpError(404)
+    return k
+
+
 def fsa(ctx: Ctx) -> Reply:
-    return ok(fsa_doc(ctx, ctx.device()))
+    return ok(fsa_doc(ctx, ctx.device(), _fsa(ctx)))
 
 
 def program_doc(ctx: Ctx, dev: Device, p: int) -> der.DERProgramResponse:
@@ -75,11 +95,17 @@ def program_doc(ctx: Ctx, dev: Device, p: int) -> der.DERProgramResponse:
 
 
 def program_list(ctx: Ctx) -> Reply:
+    """All the device's programs (/derp), or one FSA's (/fsa/{k}/derp)."""
     dev = ctx.device()
-    ppg, total = page(primacies(ctx, dev), ctx.query)
+    if ctx.groups:
+        k = _fsa(ctx)
+        items, href = fsa_programs(ctx, dev, k), f"{dev.base}/fsa/{k}/derp"
+    else:
+        items, href = primacies(ctx, dev), f"{dev.base}/derp"
+    ppg, total = page(items, ctx.query)
     return ok(
         der.DERProgramListResponse(
-            href=f"{dev.base}/derp",
+            href=href,
             all_=total,
             results=len(ppg),
             pollRate=ctx.server.poll_rate("DERProgramList"),
@@ -206,7 +232,8 @@ def _ensure_base(body: bytes) -> bytes:
 
 DEVICE_ROUTES = [
     ("/fsa", {"GET": fsa_list}),
-    ("/fsa/1", {"GET": fsa}),
+    (r"/fsa/(\d+)", {"GET": fsa}),
+    (r"/fsa/(\d+)/derp", {"GET": program_list}),
     ("/derp", {"GET": program_list}),
     (r"/derp/(\d+)", {"GET": program}),
     (r"/derp/(\d+)/(derc|actderc)", {"GET": control_list}),

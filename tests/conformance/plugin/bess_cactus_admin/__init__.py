@@ -66,6 +66,7 @@ class BessAdminPlugin:
         self.link: _Link | None = None
         self.next_start: dict[str, int] = {}
         self.created: dict[str, list[str]] = {}
+        self.fsas: dict[str, list[str]] = {}  # per client: FSA annotations, in order
 
     def _link(self) -> _Link:
         if self.link is None:
@@ -103,10 +104,22 @@ class BessAdminPlugin:
         elif kind == "ensure-mup-list-empty":
             await link.request(t.bridge_admin("mup-clear"), {"lfdi": lfdi})
         elif kind == "ensure-der-program":
-            body = {"lfdi": lfdi, "primacy": int(params.get("primacy", 1))}
+            body = {"lfdi": lfdi, "primacy": int(params.get("primacy") or 1)}
+            fsas = self.fsas.setdefault(lfdi, [])
+            if params.get("fsa_annotation") in fsas:
+                body["fsa"] = fsas.index(params["fsa_annotation"]) + 1
             await link.request(t.bridge_admin("program"), body)
-        elif kind in ("ensure-fsa", "ensure-der-control-list"):
-            pass  # every device has one FSA, and every DERProgram a DERControlList
+        elif kind == "ensure-fsa":
+            # FSAs are numbered in the order the procedure names them; a program joins one
+            fsas = self.fsas.setdefault(lfdi, [])
+            if params.get("annotation") and params["annotation"] not in fsas:
+                fsas.append(params["annotation"])
+            if params.get("primacy") is not None and params.get("annotation"):
+                body = {"lfdi": lfdi, "primacy": int(params["primacy"]),
+                        "fsa": fsas.index(params["annotation"]) + 1}  # fmt: skip
+                await link.request(t.bridge_admin("program"), body)
+        elif kind == "ensure-der-control-list":
+            pass  # every DERProgram has a DERControlList
         elif kind == "create-der-control":
             reply = await link.request(t.derc(name), self._derc(lfdi, params))
             self.created.setdefault(lfdi, []).append(reply["mrid"])
