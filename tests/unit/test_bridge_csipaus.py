@@ -204,3 +204,16 @@ def test_programs_grouped_in_several_function_set_assignments() -> None:
     assert [p.text for p in p1] == ["1"] and [p.text for p in p2] == ["2"]
     assert tree(get(core, "/edev/1/derp", l="10")).get("all") == "2"  # the DER sees both
     assert core.handle("GET", "/edev/1/fsa/3", {}, b"", A).status == 404
+
+
+def test_posted_reading_list_may_omit_all_and_results() -> None:
+    """cactus-client (envoy-schema) posts MirrorMeterReadingList without them."""
+    core, rec, _ = make()
+    assert core.handle("POST", "/mup", {}, mup_doc("4A"), A).status == 201
+    lst = x(
+        "MirrorMeterReadingList",
+        "<MirrorMeterReading><mRID>4A01</mRID><description>PhasePowerAvg</description>"
+        "<Reading><value>5000</value></Reading></MirrorMeterReading>",
+    )
+    assert core.handle("POST", "/mup/1", {}, lst, A).status == 201
+    assert rec.values["bat"]["113/DCW"] == 5000.0
