@@ -355,10 +355,8 @@ def test_csipaus_extensions_are_stored_and_served_back(ns: str) -> None:
 @pytest.mark.parametrize("ns", [CSIPAUS_13, CSIPAUS_12])
 def test_csipaus_settings_extension_is_kept(ns: str) -> None:
     core, _, _ = make()
-    doc = SETTINGS.replace(
-        b"<updatedTime>1</updatedTime>",
-        f'<updatedTime>1</updatedTime><c:doeModesEnabled xmlns:c="{ns}">03</c:doeModesEnabled>'.encode(),
-    )
+    ext = f'<c:doeModesEnabled xmlns:c="{ns}">03</c:doeModesEnabled>'.encode()
+    doc = SETTINGS.replace(b"<updatedTime>1</updatedTime>", b"<updatedTime>1</updatedTime>" + ext)
     assert core.handle("PUT", "/edev/1/der/1/derg", {}, doc, A).status == 204
     back = etree.fromstring(core.handle("GET", "/edev/1/der/1/derg", {}, b"", A).body)
     assert back.findtext(f"{{{ns}}}doeModesEnabled") == "03"
