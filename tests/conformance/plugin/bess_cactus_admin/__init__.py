@@ -145,12 +145,15 @@ class BessAdminPlugin:
     def _derc(self, lfdi: str, params: dict[str, Any]) -> dict[str, Any]:
         now = int(time.time())
         duration = int(params.get("duration_seconds") or DEFAULT_DURATION_S)
+        offset = params.get("start_offset_seconds")
         if params.get("status", "active") == "scheduled":
-            start = max(self.next_start.get(lfdi, 0), now + SCHEDULED_GAP_S)
-            start += int(params.get("start_offset_seconds") or 0)
-            self.next_start[lfdi] = start + duration
+            if offset is not None:  # an explicit start: now + offset
+                start = now + int(offset)
+            else:  # otherwise stacked after the previous scheduled one
+                start = max(self.next_start.get(lfdi, 0), now + SCHEDULED_GAP_S)
+            self.next_start[lfdi] = max(self.next_start.get(lfdi, 0), start + duration)
         else:
-            start = now - ACTIVE_BACKDATE_S + int(params.get("start_offset_seconds") or 0)
+            start = now - ACTIVE_BACKDATE_S + int(offset or 0)
         body: dict[str, Any] = {"start": start, "duration": duration}
         for key in ("opModExpLimW", "opModImpLimW", "opModGenLimW", "opModLoadLimW",
                     "opModConnect", "opModEnergize", "rampTms", "primacy"):  # fmt: skip
