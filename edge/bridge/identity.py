@@ -35,3 +35,25 @@ def normalise_lfdi(lfdi: str) -> str:
     if not LFDI_RE.match(lf):
         raise ValueError(f"LFDI {lfdi!r} must be 40 hexadecimal digits")
     return lf
+
+
+NMI_RE = re.compile(r"^[0-9A-HJ-NP-Z]{10}[0-9]?$")  # AEMO: no I or O
+
+
+def nmi_checksum(nmi10: str) -> int:
+    """AEMO's NMI check digit: ASCII values, every second one from the right doubled, digits
+    summed; the digit that makes the sum a multiple of 10."""
+    total, double = 0, True
+    for ch in reversed(nmi10.upper()):
+        v = ord(ch) * (2 if double else 1)
+        double = not double
+        total += sum(int(d) for d in str(v))
+    return (10 - total % 10) % 10
+
+
+def nmi_valid(nmi: str) -> bool:
+    """A National Metering Identifier: 10 characters, plus its check digit if 11."""
+    n = nmi.strip().upper()
+    if not NMI_RE.match(n):
+        return False
+    return len(n) == 10 or int(n[10]) == nmi_checksum(n[:10])

@@ -17,6 +17,11 @@ def _p(unit: str | None, type_: str, source: str, access: str = "R") -> dict[str
     return {"unit": unit, "type": type_, "access": access, "source": source}
 
 
+# Point keys the bridge's code uses by name (every key is in POINTS below).
+MD, OPT, SN, VR = "1/Md", "1/Opt", "1/SN", "1/Vr"
+WRTG, WMAX, WCHAMAX, DCWH = "120/WRtg", "121/WMax", "124/WChaMax", "404/DCWh"
+IDENTITY_POINTS = (MD, VR)  # a change republishes meta
+
 # topic suffix -> meta entry (topics.md `meta.points`)
 POINTS: dict[str, dict[str, Any]] = {
     "1/Md": _p(None, "string", "DeviceInformation.mfModel"),
@@ -42,6 +47,7 @@ POINTS: dict[str, dict[str, Any]] = {
     "403/Tmp": _p("C", "float", "MirrorMeterReading InstantPackTemp"),
     "404/DCW": _p("W", "float", "PowerStatus.PEVInfo.chargingPowerNow"),
     "404/DCWh": _p("Wh", "float", "DERAvailability.availabilityDuration/3600*WMax"),
+    "802/ChaSt": _p(None, "enum", "DERStatus.storageModeStatus"),
     "802/LocRemCtl": _p(None, "enum", "DERStatus.localControlModeStatus"),
     "802/SoC": _p("%WHRtg", "float", "DERStatus.stateOfChargeStatus"),
     "802/State": _p(None, "enum", "DERStatus.inverterStatus"),
@@ -67,7 +73,7 @@ def scale(value: int | float, multiplier: int | None) -> float:
     return float(Decimal(str(value)).scaleb(multiplier or 0))
 
 
-def _uv(x: Any) -> float | None:
+def uv(x: Any) -> float | None:
     """A {multiplier, value} element -> float, or None when absent."""
     if x is None:
         return None
@@ -94,14 +100,35 @@ def der_capability(cap: m.DERCapabilityIn) -> dict[str, Any]:
         "120/WHRtg": cap.rtgMaxWh,
         "120/WRtg": cap.rtgMaxW,
     }
-    return {k: _uv(v) for k, v in fields.items() if v is not None}
+    return {k: uv(v) for k, v in fields.items() if v is not None}
 
 
 def wmax(settings: m.DERSettingsIn | None, wrtg: float | None) -> float | None:
     """b121_WMax: DERSettings.setMaxChargeRate(W) per the seed table, defaulting to WRtg."""
     if settings is not None and settings.setMaxChargeRateW is not None:
-        return _uv(settings.setMaxChargeRateW)
+        return uv(settings.setMaxChargeRateW)
     return wrtg
+
+
+# 2030.5 codes -> SunSpec codes, where the two standards code the same thing differently
+# (README "Enumerations"). A 2030.5 value without a SunSpec counterpart becomes null.
+INVERTER_STATUS_TO_802_STATE: dict[int, int | None] = {
+    0: None,  # not applicable / unknown
+    1: 1,  # off -> DISCONNECTED
+    2: 4,  # sleeping / low output -> STANDBY
+    3: 2,  # starting up -> INITIALIZING
+    4: 3,  # tracking MPPT -> CONNECTED
+    5: 3,  # forced power reduction -> CONNECTED
+    6: 6,  # shutting down -> SUSPENDING
+    7: 99,  # faults -> FAULT
+    8: 4,  # standby -> STANDBY
+    9: None,  # test mode: SunSpec 802 has no such state
+    10: None,  # as defined in manufacturer status
+}
+LOCAL_CONTROL_TO_LOCREMCTL = {0: 1, 1: 0}  # 2030.5 0 local, 1 remote; SunSpec 0 REMOTE, 1 LOCAL
+STORAGE_MODE_TO_CHAST = {0: 4, 1: 3, 2: 6}  # charging -> CHARGING, discharging, holding
+CONNECT_STATUS_BITS = 0x0F  # bits 0-3 (connected, available, operating, test) are the same;
+# bit 4 (fault) has no StorConn bit: a fault shows as 802/State FAULT via inverterStatus.
 
 
 def _status_int(v: m.StatusValue | None, hex_: bool = False) -> int | None:
@@ -115,16 +142,34 @@ def _status_int(v: m.StatusValue | None, hex_: bool = False) -> int | None:
 
 
 def der_status(st: m.DERStatusIn) -> dict[str, Any]:
+    """DERStatus -> points, enumerations translated to SunSpec codes."""
     out: dict[str, Any] = {}
     if st.storConnectStatus is not None:
-        out["122/StorConn"] = _status_int(st.storConnectStatus, hex_=True)  # HexBinary8 bitmap
+        bits = _status_int(st.storConnectStatus, hex_=True)  # HexBinary8 bitmap
+        out["122/StorConn"] = None if bits is None or bits > 0xFF else bits & CONNECT_STATUS_BITS
     if st.localControlModeStatus is not None:
-        out["802/LocRemCtl"] = _status_int(st.localControlModeStatus)
+        code = _status_int(st.localControlModeStatus)
+        out["802/LocRemCtl"] = LOCAL_CONTROL_TO_LOCREMCTL.get(code) if code is not None else None
     if st.stateOfChargeStatus is not None:
         soc = _status_int(st.stateOfChargeStatus)
         out["802/SoC"] = None if soc is None else scale(soc, -2)  # PerCent: hundredths of %
     if st.inverterStatus is not None:
-        out["802/State"] = _status_int(st.inverterStatus)
+        code = _status_int(st.inverterStatus)
+        out["802/State"] = None if code is None else INVERTER_STATUS_TO_802_STATE.get(code)
+    if st.storageModeStatus is not None:
+        code = _status_int(st.storageModeStatus)
+        out["802/ChaSt"] = None if code is None else STORAGE_MODE_TO_CHAST.get(code)
+    return out
+
+
+def derived_points(wmax_w: float | None, availability_s: int | None) -> dict[str, Any]:
+    """Points computed from several resources: WMax, and DCWh from availability and WMax."""
+    out: dict[str, Any] = {}
+    if wmax_w is not None:
+        out[WMAX] = wmax_w
+    dcwh = availability_wh(availability_s, wmax_w)
+    if dcwh is not None:
+        out[DCWH] = dcwh
     return out
 
 
@@ -138,7 +183,7 @@ def availability_wh(duration_s: int | None, wmax_w: float | None) -> float | Non
 def power_status(ps: m.PowerStatus) -> dict[str, Any]:
     if ps.PEVInfo_ is None or ps.PEVInfo_.chargingPowerNow is None:
         return {}
-    return {"404/DCW": _uv(ps.PEVInfo_.chargingPowerNow)}
+    return {"404/DCW": uv(ps.PEVInfo_.chargingPowerNow)}
 
 
 def reading_point(description: str | None) -> str | None:

@@ -19,6 +19,10 @@ from pydantic_xml import attr, element
 
 NS = "urn:ieee:std:2030.5:ns"
 LEGACY_NS = "http://zigbee.org/sep"
+# CSIP-AUS extension namespace: v1.3 (current) first; v1.2 (`https://csipaus.org/ns`) is still
+# what v1.2 clients send, so both are accepted and stored as sent.
+CSIPAUS_NS = "https://csipaus.org/ns/v1.3"
+CSIPAUS_NAMESPACES = (CSIPAUS_NS, "https://csipaus.org/ns")
 CONTENT_TYPE = "application/sep+xml"
 
 # --- resources envoy-schema does not model (element order as in sep.xsd) ------------------
@@ -201,6 +205,7 @@ class DERControlResponseIn(ResponseIn, tag="DERControlResponse"):
 
 
 class EndDeviceIn(BaseXmlModelWithNS, tag="EndDevice"):
+    deviceCategory: str | None = element(default=None)
     sFDI: int | None = element(default=None)
     lFDI: str | None = element(default=None)
     changedTime: int | None = element(default=None)
@@ -216,6 +221,8 @@ class ListLinkAll(ListLink):
 
 __all__ = [
     "CONTENT_TYPE",
+    "CSIPAUS_NAMESPACES",
+    "CSIPAUS_NS",
     "LEGACY_NS",
     "NS",
     "ActivePower",

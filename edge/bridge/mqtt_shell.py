@@ -2,6 +2,7 @@
 
 Publishes status, meta, points and ts per topics.md; answers `set/124/WChaMax` and `set/derc`
 through edge.mqtt.rpc.serve. The core calls in (Sink) synchronously; publishing never blocks.
+The shell never holds the core: set requests go to the `Control` callable the service wires in.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from edge.bridge import mapping
 from edge.bridge.controls import ControlError
-from edge.bridge.core import BridgeCore, Device
+from edge.bridge.state import Device
 from edge.mqtt import jsonutil
 from edge.mqtt.client import BrokerSettings, MqttClient, Will
 from edge.mqtt.rpc import Request, RpcError, serve
@@ -23,6 +24,11 @@ from edge.mqtt.topics import Topics
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 5.0
+Control = Callable[[str, str, dict[str, Any]], dict[str, Any]]  # (device, key, body) -> reply
+
+
+def _no_control(name: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
+    raise ControlError("unknown_point", "the bridge is not accepting set requests yet")
 
 
 class DeviceLink:
@@ -64,9 +70,9 @@ class DeviceLink:
             # model 1 as in topics.md; 2030.5 has no manufacturer name, hence Mn null
             "identity": {
                 "Mn": None,
-                "Md": self.values.get("1/Md"),
+                "Md": self.values.get(mapping.MD),
                 "SN": str(self.dev.sfdi),
-                "Vr": self.values.get("1/Vr"),
+                "Vr": self.values.get(mapping.VR),
                 "lfdi": self.dev.lfdi,
             },
             "models": mapping.MODELS,
@@ -85,7 +91,7 @@ class DeviceLink:
 
     def update(self, values: dict[str, Any]) -> None:
         identity_changed = any(
-            k in ("1/Md", "1/Vr") and self.values.get(k) != v for k, v in values.items()
+            k in mapping.IDENTITY_POINTS and self.values.get(k) != v for k, v in values.items()
         )
         self.values.update(values)
         self.publish_values(values)
@@ -118,20 +124,16 @@ class DeviceLink:
         )
 
     async def _on_set(self, req: Request) -> dict[str, Any]:
-        core = self.shell.core
         t = self.shell.topics
         try:
             if req.topic == t.derc(self.dev.name):
-                return core.set_derc(self.dev.name, req.body)
-            _, model, point = t.parse_set(req.topic)
-            key = f"{model}/{point}"
-            if key == "124/WChaMax":
-                if "value" not in req.body:
-                    raise RpcError("invalid_payload", "value: required (W)")
-                return core.set_wchamax(self.dev.name, req.body["value"])
-            if key in mapping.POINTS:
-                raise RpcError("not_writable", f"{key}: read-only (only 124/WChaMax and derc)")
-            raise RpcError("unknown_point", f"{key}: not a point of a 2030.5 device")
+                key = "derc"
+            elif req.topic == t.dderc(self.dev.name):
+                key = "dderc"
+            else:
+                _, model, point = t.parse_set(req.topic)
+                key = f"{model}/{point}"
+            return self.shell.control(self.dev.name, key, req.body)
         except ControlError as exc:
             raise RpcError(exc.code, exc.message) from None
         except ValueError as exc:
@@ -156,11 +158,7 @@ class BridgeMqtt:
         self.clock = clock
         self.links: dict[str, DeviceLink] = {}
         self._starting: set[asyncio.Task[None]] = set()
-        self.core: BridgeCore = None  # type: ignore[assignment]  # set by attach()
-
-    def attach(self, core: BridgeCore) -> None:
-        self.core = core
-        core.sink = self
+        self.control: Control = _no_control  # the service wires in BridgeCore.control
 
     # -- Sink ------------------------------------------------------------------------------
     def device_added(self, dev: Device) -> None:
@@ -169,6 +167,17 @@ class BridgeMqtt:
         link = DeviceLink(self, dev)
         self.links[dev.name] = link
         task = asyncio.get_running_loop().create_task(link.start())
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
+
+    def device_removed(self, dev: Device) -> None:
+        """Deregistered: say so (offline), then close its connection."""
+        link = self.links.pop(dev.name, None)
+        if link is None:
+            return
+        link.online = False
+        link.publish_status()
+        task = asyncio.get_running_loop().create_task(link.stop())
         self._starting.add(task)
         task.add_done_callback(self._starting.discard)
 
@@ -191,10 +200,6 @@ class BridgeMqtt:
         if online != link.online:
             link.online = online
             link.publish_status()
-        if "124/WChaMax" in link.values:
-            wcha = self.core.wchamax_now(link.dev)
-            if wcha != link.values["124/WChaMax"]:
-                link.update({"124/WChaMax": wcha})  # null once the control is over
         if online and now - link.last_full >= self.refresh_s:
             link.last_full = now
             link.publish_values(link.values)

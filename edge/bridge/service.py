@@ -8,14 +8,18 @@ import logging
 import ssl
 import time
 from collections.abc import Callable
+from typing import Any
 
 from edge.bridge.config import BridgeConfig
+from edge.bridge.controls import ControlError
 from edge.bridge.core import BridgeCore
 from edge.bridge.http import TlsSetupError, make_ssl_context, start_server
 from edge.bridge.mqtt_shell import CONNECT_TIMEOUT_S, BridgeMqtt
+from edge.bridge.notify import Notifier, NotifySettings, client_context
 from edge.config.errors import ConfigError
 from edge.config.site import SiteConfig
 from edge.mqtt.client import BrokerSettings, MqttClient, Will
+from edge.mqtt.rpc import Request, RpcError, serve
 from edge.mqtt.topics import Topics
 from edge.services import Service
 
@@ -34,6 +38,7 @@ class BridgeService:
         clock: Callable[[], float] = time.time,
         tick_s: float = TICK_S,
         ssl_context: ssl.SSLContext | None = None,
+        notify_settings: NotifySettings | None = None,
     ) -> None:
         self.topics = Topics(site)
         self.broker = broker
@@ -41,9 +46,11 @@ class BridgeService:
         self.clock = clock
         self.tick_s = tick_s
         self.mqtt = BridgeMqtt(broker, self.topics, cfg.refresh_s, cfg.offline_after_s, clock)
-        self.core = BridgeCore(cfg, clock)
-        self.mqtt.attach(self.core)
+        self.core = BridgeCore(cfg, clock, self.mqtt)
+        self.mqtt.control = self.core.control
         self.ssl_context = ssl_context
+        self.notifier = Notifier(client_context(cfg.tls), notify_settings or NotifySettings())
+        self.core.server.notify_stats = self.notifier.stats
         self.port: int | None = None
         self.ready = asyncio.Event()
 
@@ -64,6 +71,14 @@ class BridgeService:
             status.publish(self.topics.bridge_status, "online", qos=1, retain=True)
 
         status.on_connect(announce)
+
+        async def on_admin(req: Request) -> dict[str, Any]:
+            try:
+                return self.core.admin(Topics.last_level(req.topic), req.body)
+            except ControlError as exc:
+                raise RpcError(exc.code, exc.message) from None
+
+        serve(status, self.topics.bridge_admin_filter, on_admin)
         try:
             try:
                 await status.start(timeout=CONNECT_TIMEOUT_S)
@@ -79,17 +94,27 @@ class BridgeService:
                 self.port,
                 "HTTPS" if ssl_ctx else "plain HTTP behind a trusted proxy",
             )
+            await self.notifier.start()
             self.ready.set()
             try:
                 while not stop.is_set():
+                    self.core.tick()
                     self.mqtt.tick()
+                    self.send_notifications()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), self.tick_s)
             finally:
+                await self.notifier.stop()
                 await runner.cleanup()
         finally:
             await self.mqtt.stop()
             await status.stop()
+
+    def send_notifications(self) -> None:
+        """Hand what the core queued to the notifier (which never blocks)."""
+        outbox = self.core.server.outbox
+        while outbox:
+            self.notifier.submit(outbox.pop(0))
 
 
 def make_services(site: SiteConfig) -> list[Service]:

@@ -1,10 +1,11 @@
-"""Parse 2030.5 XML safely and tolerantly; render it strictly. No I/O.
+"""Parse 2030.5 XML safely; render it strictly. No I/O.
 
 Safety: no DTDs at all (so no entity expansion, billion laughs or external entities), no
-network, a size limit, no huge-tree mode. Tolerance: the pre-standard `http://zigbee.org/sep`
-namespace (and no namespace) is rewritten to `urn:ieee:std:2030.5:ns`, the pre-standard element
-names of the original's fixtures are renamed to their 2018 equivalents, and element order does
-not matter (envoy-schema models search unordered).
+network, a size limit, no huge-tree mode. Strict by default: the namespace must be
+`urn:ieee:std:2030.5:ns` (edge/bridge/schema.py checks the rest). Only with `legacy=True` (the
+site file's `legacy_xml`) is the pre-standard `http://zigbee.org/sep` namespace (or none)
+rewritten, and the pre-standard element names of the original's fixtures renamed to their 2018
+equivalents.
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ LEGACY_RENAMES: dict[str, dict[str, str | None]] = {
 class XmlError(ValueError):
     """A document we refuse; the message names the element or the reason (goes into a 400)."""
 
+    reason = 0  # 2030.5 Error reasonCode: 0 invalid request format
+
+
+class XmlValueError(XmlError):
+    """Well-formed, but a value is not allowed (missing, out of range, not defined)."""
+
+    reason = 1  # invalid request values
+
 
 def _parser() -> etree.XMLParser:
     return etree.XMLParser(
@@ -59,8 +68,13 @@ def _parser() -> etree.XMLParser:
     )
 
 
-def parse_tree(data: bytes, limit: int = MAX_XML_BYTES) -> etree._Element:
-    """Bytes -> normalised element tree in the 2030.5 namespace. Raises XmlError."""
+def parse_tree(
+    data: bytes,
+    limit: int = MAX_XML_BYTES,
+    legacy: bool = False,
+    namespaces: tuple[str, ...] = (NS,),
+) -> etree._Element:
+    """Bytes -> element tree; `legacy` rewrites pre-standard documents. Raises XmlError."""
     if len(data) > limit:
         raise XmlError(f"document is {len(data)} bytes, over the {limit}-byte limit")
     head = data.lower()
@@ -76,7 +90,13 @@ def parse_tree(data: bytes, limit: int = MAX_XML_BYTES) -> etree._Element:
     if info.internalDTD is not None or info.doctype or info.system_url or info.public_id:
         # The byte check above misses a DTD in UTF-16/UTF-32 text; lxml reports it here.
         raise XmlError("DTDs and entity declarations are not accepted")
-    _normalise(root)
+    if legacy:
+        _normalise(root)
+    elif etree.QName(root).namespace not in namespaces:
+        raise XmlError(
+            f"{etree.QName(root).localname}: namespace {etree.QName(root).namespace!r}, "
+            f"expected {NS!r} (pre-standard documents need legacy_xml = true)"
+        )
     return root
 
 
@@ -120,8 +140,8 @@ def try_load(model: type[M], root: etree._Element) -> M | None:
         return None
 
 
-def parse(model: type[M], data: bytes) -> M:
-    return load(model, parse_tree(data))
+def parse(model: type[M], data: bytes, legacy: bool = False) -> M:
+    return load(model, parse_tree(data, legacy=legacy))
 
 
 def render(obj: BaseXmlModel) -> bytes:

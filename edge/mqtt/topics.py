@@ -91,6 +91,9 @@ class Topics:
     def derc(self, device: str) -> str:
         return f"{self.root}/{device}/set/derc"
 
+    def dderc(self, device: str) -> str:
+        return f"{self.root}/{device}/set/dderc"
+
     def events(self, device: str) -> str:
         return f"{self.root}/{device}/events"
 
@@ -137,6 +140,13 @@ class Topics:
 
     def sim_cmd(self, device: str, action: str) -> str:
         return f"{self.root}/sim/{device}/cmd/{action}"
+
+    def bridge_admin(self, op: str) -> str:
+        return f"{self.root}/bridge/admin/{op}"
+
+    @property
+    def bridge_admin_filter(self) -> str:
+        return f"{self.root}/bridge/admin/+"
 
     @property
     def sim_cmd_filter(self) -> str:

@@ -33,10 +33,11 @@ NS = "urn:ieee:std:2030.5:ns"
 SITE = "s1"
 T = Topics(SITE)
 FIXTURES = Path("/work/shared/fixtures/volttron-2030_5")
+FIXTURE_LFDI = b"247bd68e3378fe57ba604e3c8bdf9e3f78a3d743"
 
 
 @contextmanager
-def running_bridge(cfg: BridgeConfig, broker: Any) -> Iterator[BridgeService]:
+def running_bridge(cfg: BridgeConfig, broker: Any, **svc_kw: Any) -> Iterator[BridgeService]:
     """The bridge service on its own thread and event loop (the probe blocks its thread)."""
     settings = BrokerSettings(host=broker.host, port=broker.port, keepalive=5)
     holder: dict[str, Any] = {}
@@ -44,7 +45,7 @@ def running_bridge(cfg: BridgeConfig, broker: Any) -> Iterator[BridgeService]:
 
     def main() -> None:
         async def go() -> None:
-            svc = BridgeService(SITE, settings, cfg, tick_s=0.05)
+            svc = BridgeService(SITE, settings, cfg, tick_s=0.05, **svc_kw)
             stop = asyncio.Event()
             holder.update(svc=svc, stop=stop, loop=asyncio.get_running_loop())
             task = asyncio.create_task(svc.run(stop))
@@ -239,7 +240,11 @@ def test_full_exchange_over_tls(tmp_path: Path, broker: Any, probe_factory: Any)
         async def scenario() -> None:
             async with session_for(pki, "bat") as s:
                 dev = Device2030(s, base)
-                edev, _ = await register(dev, pki.lfdi("bat"), pki.sfdi("bat"))
+                # pre-registered: registering again is refused (CSIP-AUS S-ALL-51); the
+                # device finds its EndDevice in the list instead
+                again = edev_doc(pki.sfdi("bat"), pki.lfdi("bat"))
+                assert (await dev.status("POST", "/edev", again))[0] == 409
+                edev = await dev.get(q(await dev.get("/edev"), "sep:EndDevice").get("href") or "")
                 assert int(q(edev, "sep:sFDI").text or 0) == pki.sfdi("bat")
                 rg = await dev.get(q(edev, "sep:RegistrationLink").get("href") or "")
                 assert q(rg, "sep:pIN").text == "12345670"
@@ -279,7 +284,7 @@ def test_full_exchange_over_tls(tmp_path: Path, broker: Any, probe_factory: Any)
         # values on MQTT, with the seed's mapping (B11: SoC from stateOfChargeStatus)
         expect = {
             "120/MaxChaRte": 5000.0, "120/WRtg": 6000.0, "120/WHRtg": 13000.0, "121/WMax": 5000.0,
-            "802/SoC": 54.2, "802/State": 4, "404/DCWh": 10000.0, "113/DCV": 812.5,
+            "802/SoC": 54.2, "802/State": 3, "404/DCWh": 10000.0, "113/DCV": 812.5,
             "1/SN": str(pki.sfdi("bat")),
         }  # fmt: skip
         for suffix, value in expect.items():
@@ -376,7 +381,8 @@ def test_isolation_between_two_devices(tmp_path: Path, broker: Any, probe_factor
         async def scenario() -> None:
             async with session_for(pki, "a") as sa, session_for(pki, "b") as sb:
                 a, b = Device2030(sa, base), Device2030(sb, base)
-                _, loc_a = await register(a, pki.lfdi("a"), pki.sfdi("a"))
+                # a is pre-registered: it finds its EndDevice in the list
+                loc_a = q(await a.get("/edev"), "sep:EndDevice").get("href") or ""
                 # b registers itself (registration open): a new device, its own name
                 _, loc_b = await register(b, pki.lfdi("b"), pki.sfdi("b"))
                 assert loc_a != loc_b
@@ -478,7 +484,8 @@ FIXTURE_VALUES: dict[str, Any] = {
     "120/AhrRtg": 350.0, "120/ARtg": 330.0, "120/MaxChaRte": 220.0, "120/MaxDisChaRte": 10.0,
     "120/WHRtg": 1230.0, "120/WRtg": 10.0,
     "121/WMax": 20.0,  # setMaxChargeRate {1, 2}
-    "802/SoC": 7.77, "802/State": 777, "802/LocRemCtl": 777, "122/StorConn": 0x777,
+    # 777 is no defined inverterStatus / localControlModeStatus, and no HexBinary8: null
+    "802/SoC": 7.77, "802/State": None, "802/LocRemCtl": None, "122/StorConn": None,
     "404/DCWh": round(55036 / 3600 * 20.0, 6),
     "113/DCA": 125.0, "113/DCV": 125.0, "113/DCW": 125.0, "113/PF": 126.0, "113/WH": 127.0,
     "403/Tmp": 128000.0,  # the fixture's ReadingType says powerOfTenMultiplier 3
@@ -492,7 +499,8 @@ def test_original_fixtures_land_on_the_right_topics(
 ) -> None:
     pki = make_pki(tmp_path / "pki", "legacy")
     cfg = bridge_cfg(
-        pki, devices=(BridgeDevice("legacy", pki.lfdi("legacy"), pki.sfdi("legacy"), None),)
+        pki,
+        devices=(BridgeDevice("legacy", pki.lfdi("legacy"), pki.sfdi("legacy"), None, True),),
     )
     probe = probe_factory(f"{T.root}/legacy/#")
     with running_bridge(cfg, broker) as svc:
@@ -502,7 +510,10 @@ def test_original_fixtures_land_on_the_right_topics(
             async with session_for(pki, "legacy") as s:
                 dev = Device2030(s, base)
                 for name, method, href in FIXTURE_ROUTES:
-                    st, _, body = await dev.status(method, href, (FIXTURES / name).read_bytes())
+                    doc = (FIXTURES / name).read_bytes()
+                    # a usage point names its device: the fixture's, here this certificate's
+                    doc = doc.replace(FIXTURE_LFDI, pki.lfdi("legacy").encode())
+                    st, _, body = await dev.status(method, href, doc)
                     assert st in (201, 204), (name, st, body)
 
         asyncio.run(scenario())

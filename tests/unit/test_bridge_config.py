@@ -24,6 +24,18 @@ def test_minimal_tls_config_and_defaults() -> None:
     assert cfg.proxy is None and cfg.allow_registration is False and cfg.port == 8443
 
 
+def test_csipaus_settings_and_legacy_xml() -> None:
+    cfg = parse_site(
+        site({"tls": TLS, "pen": 28547, "legacy_xml": True, "allow_reregistration": True,
+              "poll_rates": {"DERProgramList": 60}, "post_rates": {"MirrorUsagePoint": 30},
+              "aggregators": [{"name": "agg", "lfdi": A.upper()}],
+              "default_control": {"opModExpLimW": 5000, "setGradW": 27}})
+    ).bridge  # fmt: skip
+    assert (cfg.pen, cfg.legacy_xml, cfg.allow_reregistration) == (28547, True, True)
+    assert cfg.poll_rates == {"DERProgramList": 60} and cfg.post_rates == {"MirrorUsagePoint": 30}
+    assert cfg.aggregators[0].lfdi == A and cfg.csipaus_ns == "https://csipaus.org/ns/v1.3"
+
+
 def test_devices_are_checked() -> None:
     cfg = parse_site(
         site(
@@ -58,6 +70,16 @@ def test_devices_are_checked() -> None:
         ({"tls": TLS, "devices": [{"name": "a", "lfdi": A, "sfdi": 167261211391},
                                   {"name": "b", "lfdi": A, "sfdi": 167261211391}]},
          "bridge.devices", "unique"),
+        ({"tls": TLS, "poll_rates": {"Nope": 10}}, "bridge.poll_rates.Nope.key", "Must be one of"),
+        ({"tls": TLS, "poll_rates": {"DERList": 0}}, "bridge.poll_rates.DERList.value", ""),
+        ({"tls": TLS, "post_rates": {"DERList": 10}}, "bridge.post_rates.DERList.key",
+         "Must be one of"),
+        ({"tls": TLS, "pen": -1}, "bridge.pen", ""),
+        ({"tls": TLS, "csipaus_ns": "urn:x"}, "bridge.csipaus_ns", "Must be one of"),
+        ({"tls": TLS, "aggregators": [{"name": "a", "lfdi": "12"}]},
+         "bridge.aggregators.0.lfdi", "40 hexadecimal"),
+        ({"tls": TLS, "default_control": {"setGradW": 70000}}, "bridge.default_control",
+         "setGradW"),
     ],
 )  # fmt: skip
 def test_errors_name_the_key(bridge: dict[str, Any], key: str, reason: str) -> None:

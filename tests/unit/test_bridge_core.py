@@ -23,11 +23,15 @@ T0 = 1_800_000_000.0
 class Recorder:
     def __init__(self) -> None:
         self.added: list[str] = []
+        self.removed: list[str] = []
         self.values: dict[str, dict[str, Any]] = {}
         self.events: list[tuple[str, dict[str, Any]]] = []
 
     def device_added(self, dev: Device) -> None:
         self.added.append(dev.name)
+
+    def device_removed(self, dev: Device) -> None:
+        self.removed.append(dev.name)
 
     def points(self, dev: Device, values: dict[str, Any]) -> None:
         self.values.setdefault(dev.name, {}).update(values)
@@ -68,6 +72,19 @@ SETTINGS = x(
 )
 
 
+def edev(lfdi: str, extra: str = "") -> bytes:
+    """A valid EndDevice registration for the certificate with this LFDI."""
+    return x("EndDevice", f"{extra}<sFDI>{sfdi_from_lfdi(lfdi)}</sFDI><changedTime>1</changedTime>")
+
+
+def mup_doc(mrid: str, lfdi: str = A, readings: str = "") -> bytes:
+    return x(
+        "MirrorUsagePoint",
+        f"<mRID>{mrid}</mRID><roleFlags>01</roleFlags><serviceCategoryKind>0</serviceCategoryKind>"
+        f"<status>1</status><deviceLFDI>{lfdi}</deviceLFDI>{readings}",
+    )
+
+
 def get(core: BridgeCore, path: str, lfdi: str = A, **q: str) -> Reply:
     r = core.handle("GET", path, q, b"", lfdi)
     if r.body:
@@ -94,7 +111,9 @@ def test_every_document_emitted_validates_against_the_xsd() -> None:
     m = core.handle("POST", "/mup", {}, mup, A)
     assert m.status == 201
     mrid = core.devices[1].schedule.controls[0].mrid
-    rsp = x("Response", f"<status>1</status><subject>{mrid}</subject>")
+    rsp = x(
+        "Response", f"<endDeviceLFDI>{A}</endDeviceLFDI><status>1</status><subject>{mrid}</subject>"
+    )
     assert core.handle("POST", "/edev/1/rsp", {}, rsp, A).status == 201
     paths = ["/dcap", "/tm", "/edev", "/edev/1", "/edev/1/rg", "/edev/1/fsa", "/edev/1/fsa/1",
              "/edev/1/der", "/edev/1/der/1", "/edev/1/der/1/derg", "/edev/1/derp",
@@ -150,10 +169,14 @@ def test_registration_closed_open_and_conflicts() -> None:
     core, rec, _ = make()
     assert core.handle("GET", "/dcap", {}, b"", None).status == 403  # no certificate
     assert core.handle("GET", "/dcap", {}, b"", B).status == 403  # unknown, closed
-    reg = x("EndDevice", f"<sFDI>{sfdi_from_lfdi(B)}</sFDI>")
+    reg = edev(B)
     assert core.handle("POST", "/edev", {}, reg, B).status == 403
-    # the known device may (re-)POST itself
-    r = core.handle("POST", "/edev", {}, x("EndDevice", f"<sFDI>{sfdi_from_lfdi(A)}</sFDI>"), A)
+    # a registered LFDI may not register again (CSIP-AUS S-ALL-51, S-OPT-01) ...
+    r = core.handle("POST", "/edev", {}, edev(A), A)
+    assert r.status == 409 and b"already registered" in r.body
+    # ... unless the site allows idempotent registration
+    core2, _, _ = make(allow_reregistration=True)
+    r = core2.handle("POST", "/edev", {}, edev(A), A)
     assert (r.status, r.location) == (201, "/edev/1")
 
     core, rec, _ = make(allow_registration=True)
@@ -164,12 +187,9 @@ def test_registration_closed_open_and_conflicts() -> None:
     assert rec.added == ["bat", f"edev-{sfdi_from_lfdi(B)}"]
     assert rec.values[f"edev-{sfdi_from_lfdi(B)}"]["1/SN"] == str(sfdi_from_lfdi(B))
     # the SFDI in the body must be the certificate's
-    wrong = x("EndDevice", f"<sFDI>{sfdi_from_lfdi(A)}</sFDI>")
-    r = core.handle("POST", "/edev", {}, wrong, C)
+    r = core.handle("POST", "/edev", {}, edev(A), C)
     assert r.status == 409 and b"reasonCode" in r.body
-    r = core.handle(
-        "POST", "/edev", {}, x("EndDevice", f"<sFDI>{sfdi_from_lfdi(C)}</sFDI><lFDI>{B}</lFDI>"), C
-    )
+    r = core.handle("POST", "/edev", {}, edev(C, f"<lFDI>{B}</lFDI>"), C)
     assert r.status == 409
     assert (
         core.handle("POST", "/edev", {}, x("EndDevice", "<changedTime>1</changedTime>"), C).status
@@ -179,7 +199,7 @@ def test_registration_closed_open_and_conflicts() -> None:
 
 def test_isolation_between_devices() -> None:
     core, rec, _ = make(allow_registration=True)
-    core.handle("POST", "/edev", {}, x("EndDevice", f"<sFDI>{sfdi_from_lfdi(B)}</sFDI>"), B)
+    assert core.handle("POST", "/edev", {}, edev(B), B).status == 201
     for method, path in (
         ("GET", "/edev/1"),
         ("GET", "/edev/1/derp/1/derc"),
@@ -189,7 +209,7 @@ def test_isolation_between_devices() -> None:
     ):
         assert core.handle(method, path, {}, SETTINGS, B).status == 403
     assert "bat" not in rec.values or "121/WMax" not in rec.values["bat"]
-    core.handle("POST", "/mup", {}, x("MirrorUsagePoint", "<mRID>0A</mRID>"), A)
+    assert core.handle("POST", "/mup", {}, mup_doc("0A"), A).status == 201
     assert core.handle("GET", "/mup/1", {}, b"", B).status == 404
     assert (
         core.handle("POST", "/mup/1", {}, x("MirrorMeterReading", "<mRID>1</mRID>"), B).status
@@ -285,3 +305,34 @@ def test_wchamax_point_follows_its_control() -> None:
     clock.t += 1
     assert core.wchamax_now(dev) is None
     assert dev.schedule.get(r["mrid"]) is not None  # ended events are kept, not deleted
+
+
+def test_tick_publishes_null_once_the_wchamax_control_ends() -> None:
+    core, rec, clock = make()
+    core.handle("PUT", "/edev/1/der/1/derg", {}, SETTINGS, A)
+    core.set_wchamax("bat", 1500)
+    core.tick()
+    assert rec.values["bat"]["124/WChaMax"] == 1500.0  # still live: unchanged
+    clock.t += 900
+    core.tick()
+    assert rec.values["bat"]["124/WChaMax"] is None
+    rec.values["bat"]["124/WChaMax"] = "sentinel"
+    core.tick()
+    assert rec.values["bat"]["124/WChaMax"] == "sentinel"  # published once, not every tick
+
+
+def test_control_routes_set_requests_by_key() -> None:
+    from edge.bridge.controls import ControlError
+
+    core, _, _ = make()
+    core.handle("PUT", "/edev/1/der/1/derg", {}, SETTINGS, A)
+    assert core.control("bat", "124/WChaMax", {"value": 100})["raw"] == -200
+    assert core.control("bat", "derc", {"duration": 60, "opModConnect": True})["status"] == 1
+    for key, body, code in (
+        ("124/WChaMax", {}, "invalid_payload"),
+        ("802/SoC", {"value": 1}, "not_writable"),
+        ("999/X", {"value": 1}, "unknown_point"),
+    ):
+        with pytest.raises(ControlError) as exc:
+            core.control("bat", key, body)
+        assert exc.value.code == code

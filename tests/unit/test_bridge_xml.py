@@ -1,4 +1,4 @@
-"""Safe, tolerant parsing; strict emission."""
+"""Safe parsing, strict by default, tolerant only with legacy_xml; strict emission."""
 
 from __future__ import annotations
 
@@ -26,18 +26,22 @@ def test_legacy_namespace_and_names_are_rewritten() -> None:
         b"<value>100</value></rtgAh><rtgMinPF><multiplier>0</multiplier><value>1</value></rtgMinPF>"
         b"<type>83</type></DERCapability>"
     )
-    tree = parse_tree(doc)
+    with pytest.raises(XmlError, match="legacy_xml"):
+        parse_tree(doc)  # strict by default
+    tree = parse_tree(doc, legacy=True)
     assert tree.tag == f"{{{NS}}}DERCapability"
     assert all(etree.QName(el).namespace == NS for el in tree.iter())
-    cap = parse(m.DERCapabilityIn, doc)
+    cap = parse(m.DERCapabilityIn, doc, legacy=True)
     assert cap.rtgMaxW is not None and (cap.rtgMaxW.multiplier, cap.rtgMaxW.value) == (3, 5)
     assert cap.rtgMaxAh is not None and cap.rtgMaxAh.value == 100
     assert tree.find(f"{{{NS}}}rtgMinPF") is None  # no 2018 equivalent of this type
 
 
-def test_no_namespace_is_accepted_too() -> None:
-    ds = parse(m.DeviceStatus, b"<DeviceStatus><changedTime>5</changedTime></DeviceStatus>")
-    assert ds.changedTime == 5
+def test_no_namespace_only_with_legacy_xml() -> None:
+    doc = b"<DeviceStatus><changedTime>5</changedTime></DeviceStatus>"
+    with pytest.raises(XmlError, match="namespace"):
+        parse(m.DeviceStatus, doc)
+    assert parse(m.DeviceStatus, doc, legacy=True).changedTime == 5
 
 
 def test_any_element_order_is_accepted() -> None:
@@ -68,7 +72,9 @@ def test_any_element_order_is_accepted() -> None:
     "name", sorted(p.name for p in FIXTURES.glob("*.xml")) if FIXTURES.exists() else []
 )
 def test_every_original_fixture_parses(name: str) -> None:
-    tree = parse_tree((FIXTURES / name).read_bytes())
+    with pytest.raises(XmlError, match="namespace"):
+        parse_tree((FIXTURES / name).read_bytes())  # pre-standard: refused unless legacy_xml
+    tree = parse_tree((FIXTURES / name).read_bytes(), legacy=True)
     assert root_name(tree) in {
         "DERAvailability", "DERCapability", "DERSettings", "DERStatus", "DeviceInformation",
         "DeviceStatus", "PowerStatus", "MirrorMeterReading", "MirrorUsagePoint",
@@ -102,9 +108,12 @@ def test_hostile_or_broken_documents_are_refused(doc: bytes, match: str) -> None
 
 def test_type_errors_name_the_field() -> None:
     with pytest.raises(XmlError, match="changedTime"):
-        parse(m.DeviceStatus, b"<DeviceStatus><changedTime>soon</changedTime></DeviceStatus>")
+        parse(
+            m.DeviceStatus,
+            f'<DeviceStatus xmlns="{NS}"><changedTime>soon</changedTime></DeviceStatus>'.encode(),
+        )
     with pytest.raises(XmlError, match="root element"):
-        parse(m.DeviceStatus, b"<PowerStatus/>")
+        parse(m.DeviceStatus, f'<PowerStatus xmlns="{NS}"/>'.encode())
 
 
 @settings(max_examples=300, deadline=None)

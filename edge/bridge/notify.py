@@ -1,0 +1,121 @@
+"""Deliver 2030.5 Notifications: POST to each subscription's notificationURI over TLS.
+
+A bounded queue and a few worker tasks: `submit()` never blocks (a full queue drops the newest
+and counts it), each POST has a timeout, failures are retried with exponential backoff, and
+what happened is counted in `stats` (sent, retried, failed, dropped) and logged. One slow or
+dead endpoint delays only its own notifications.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from edge.bridge.config import BridgeTls
+from edge.bridge.models import CONTENT_TYPE
+from edge.bridge.state import Notification
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    attempts: int = 4  # first try + retries
+    backoff_s: float = 1.0  # then 2, 4, ... seconds
+    timeout_s: float = 5.0  # per POST
+    queue: int = 1000
+    workers: int = 4
+
+
+def client_context(tls: BridgeTls | None) -> ssl.SSLContext:
+    """TLS 1.2+, the bridge's certificate as client certificate, the device CA trusted."""
+    if tls is None:
+        return ssl.create_default_context()
+    ctx = ssl.create_default_context(cafile=tls.ca_file)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(tls.cert_file, tls.key_file)
+    return ctx
+
+
+class Notifier:
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext,
+        settings: NotifySettings = NotifySettings(),
+        sleep: Callable[[float], asyncio.Future[None]] | None = None,
+    ) -> None:
+        self.ssl = ssl_context
+        self.settings = settings
+        self.queue: asyncio.Queue[Notification] = asyncio.Queue(settings.queue)
+        self.stats = {"sent": 0, "retried": 0, "failed": 0, "dropped": 0}
+        self._sleep = sleep or asyncio.sleep
+        self._tasks: list[asyncio.Task[None]] = []
+        self._session: aiohttp.ClientSession | None = None
+
+    def submit(self, n: Notification) -> bool:
+        """Queue a notification; False (and counted) if the queue is full. Never blocks."""
+        try:
+            self.queue.put_nowait(n)
+        except asyncio.QueueFull:
+            self.stats["dropped"] += 1
+            log.warning("notification queue full: dropped one for %s", n.subscription)
+            return False
+        return True
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=self.ssl, limit=self.settings.workers * 2),
+            timeout=aiohttp.ClientTimeout(total=self.settings.timeout_s),
+        )
+        self._tasks = [asyncio.create_task(self._work()) for _ in range(self.settings.workers)]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        if self._session is not None:
+            await self._session.close()
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (at most `timeout`) until everything queued was delivered or given up."""
+        await asyncio.wait_for(self.queue.join(), timeout)
+
+    async def _work(self) -> None:
+        while True:
+            n = await self.queue.get()
+            try:
+                await self._deliver(n)
+            finally:
+                self.queue.task_done()
+
+    async def _deliver(self, n: Notification) -> None:
+        assert self._session is not None
+        delay = self.settings.backoff_s
+        for attempt in range(1, self.settings.attempts + 1):
+            try:
+                async with self._session.post(
+                    n.uri, data=n.body, headers={"Content-Type": CONTENT_TYPE}
+                ) as r:
+                    await r.read()
+                    if 200 <= r.status < 300:
+                        self.stats["sent"] += 1
+                        return
+                    why = f"HTTP {r.status}"
+            except (aiohttp.ClientError, TimeoutError, OSError, ssl.SSLError) as exc:
+                why = f"{type(exc).__name__}: {exc}"
+            if attempt == self.settings.attempts:
+                break
+            self.stats["retried"] += 1
+            await self._sleep(delay)
+            delay *= 2
+        self.stats["failed"] += 1
+        log.warning("notification for %s to %s failed after %d attempts: %s",
+                    n.subscription, n.uri, self.settings.attempts, why)  # fmt: skip

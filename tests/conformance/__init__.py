@@ -1,0 +1,1 @@
+"""Conformance: cactus-client (an independent CSIP-AUS client) against the bridge."""
