@@ -4,7 +4,8 @@ walk itself is testable against a register image.
 
 The walk is tolerant, as field tools are: a model without a usable definition is skipped
 over its L registers, a short or long model keeps what its definition can place, and a chain
-that ends without the marker (a refused header, zeros, an impossible header) ends there with
+that ends without the marker (a refused header, zeros, an impossible header, a header whose whole body
+is refused) ends there with
 what was found. Every irregularity is returned in `DeviceMap.notes` with its address.
 """
 
@@ -151,6 +152,11 @@ async def discover(
             addr += length + 2
             continue
         body, refused = await read_tolerant(read, addr + 2, length, max_read)
+        if length and len(refused) == length:
+            # Nothing of the body is served: a header pointing past what the device has,
+            # not a model to poll (its points would all be refused reads forever).
+            end = f"model {mid} at {addr}: none of its L={length} registers can be read"
+            break
         if refused:
             notes.append(
                 f"model {mid} at {addr}: registers {_ranges(refused)} refused during discovery"

@@ -162,6 +162,17 @@ def test_vendor_and_unknown_models_are_skipped_without_reading_them() -> None:
     assert any(f"model 64900 at {at}" in n for n in dmap.notes)
 
 
+def test_a_header_whose_whole_body_is_refused_ends_the_chain() -> None:
+    """A model header pointing at registers the device does not serve is where the chain
+    stops, not a model whose every point would be an unreadable null forever."""
+    regs = image([common()])
+    end = max(regs)  # the end marker's L register; replace the marker by a dangling header
+    regs[end - 1], regs[end] = 802, 40
+    dmap = run(discover(FakeDevice(regs).read))
+    assert [m.model_id for m in dmap.models] == [1]
+    assert "none of its L=40 registers can be read" in dmap.end
+
+
 def test_body_refused_during_discovery_is_read_around() -> None:
     regs = image([common(), battery(soc=321)])
     w = next(
