@@ -4,9 +4,9 @@ walk itself is testable against a register image.
 
 The walk is tolerant, as field tools are: a model without a usable definition is skipped
 over its L registers, a short or long model keeps what its definition can place, and a chain
-that ends without the marker (a refused header, zeros, an impossible header, a header whose whole body
-is refused) ends there with
-what was found. Every irregularity is returned in `DeviceMap.notes` with its address.
+that ends without the marker (a refused header, zeros, an impossible header, a header whose
+whole body is refused) ends there with what was found. Every irregularity is returned in
+`DeviceMap.notes` with its address.
 """
 
 from __future__ import annotations
