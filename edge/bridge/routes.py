@@ -31,7 +31,7 @@ POSTED_METHODS: Methods = {"GET": posted.get, "PUT": posted.put, "POST": posted.
 
 TOP: tuple[Route, ...] = tuple(
     Route(re.compile(p), methods, registered)
-    for p, methods, registered in (*dcap.ROUTES, *edev.ROUTES, *mup.ROUTES)
+    for p, methods, registered in (*dcap.ROUTES, *edev.ROUTES, *mup.ROUTES, *sub.ROUTES)
 )
 DEVICE: tuple[Route, ...] = tuple(
     Route(re.compile(p), methods)

@@ -13,13 +13,17 @@ Not part of `make test`: it needs Python >= 3.12 and takes minutes.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import re
+import select
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,7 +35,6 @@ from tests.integration.test_bridge_exchange import SITE, bridge_cfg, running_bri
 
 PEN = 28547  # the Private Enterprise Number the test server and clients use
 PIN = 111115  # a 6-digit registration PIN with its check digit
-NOTIFICATIONS = "needs the cactus-client-notifications webhook server, not available offline"
 AGG_DER = "a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0"  # LFDI of the DER the aggregator registers
 
 # Procedures that wait between steps (postRate, schedules): they get a longer budget.
@@ -46,9 +49,7 @@ TOO_LONG: dict[str, str] = {
 BUDGET = {"S-ALL-41": 900}  # about 8.5 minutes of scheduled events
 
 # Procedures (from cactus-test-definitions) that do not apply here, and why.
-NOT_APPLICABLE: dict[str, str] = {
-    **{f"S-ALL-{n:02d}": NOTIFICATIONS for n in (*range(25, 41), 46)},
-}
+NOT_APPLICABLE: dict[str, str] = {}
 
 
 def procedures(cactus_bin: Path) -> list[str]:
@@ -70,7 +71,31 @@ def client_yaml(pki: Pki, alias: str, cert: str, kind: str, lfdi: str, sfdi: int
     )
 
 
-def write_config(d: Path, pki: Pki, port: int) -> Path:
+@contextlib.contextmanager
+def webhook_server(cactus_bin: Path, pki: Pki) -> Iterator[dict[str, int]]:
+    """cactus-client-notifications on loopback (tests/conformance/webhook.py): its ports."""
+    cert, key = pki.server
+    proc = subprocess.Popen(
+        [str(cactus_bin / "python"), str(Path(__file__).with_name("webhook.py")), str(cert),
+         str(key)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        line = proc.stdout.readline() if ready else ""
+        if not line:
+            raise RuntimeError("cactus-client-notifications did not start within 30 s")
+        yield json.loads(line)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def write_config(d: Path, pki: Pki, port: int, hooks: dict[str, int]) -> Path:
     out = d / "out"
     out.mkdir(exist_ok=True)
     clients = "".join(
@@ -86,6 +111,8 @@ def write_config(d: Path, pki: Pki, port: int) -> Path:
         "  verify_ssl: true\n"
         f"  serca_pem_file: {pki.ca}\n"
         f"  pen: {PEN}\n"
+        f"  notification_uri: https://127.0.0.1:{hooks['webhook']}/\n"
+        f"  notification_admin_uri: http://127.0.0.1:{hooks['admin']}/\n"
         f"clients:\n{clients}"
     )
     return cfg
@@ -101,13 +128,13 @@ def clients_for(proc_yaml: str) -> list[str]:
 
 def run_one(
     cactus_bin: Path, proc: str, base_cfg: BridgeConfig, pki: Pki, broker: object, work: Path,
-    strict: bool, timeout: int,
+    strict: bool, timeout: int, hooks: dict[str, int],
 ) -> tuple[str, str]:  # fmt: skip
     d = work / proc
     d.mkdir()
     with running_bridge(base_cfg, broker) as svc:
         assert svc.port is not None
-        cfg = write_config(d, pki, svc.port)
+        cfg = write_config(d, pki, svc.port, hooks)
         src = subprocess.run(
             [str(cactus_bin / "python"), "-c",
              "import sys, importlib.resources as r;"
@@ -158,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--all", action="store_true", help="also the very long procedures")
     ap.add_argument("ids", nargs="*", help="procedures (default: every S-ALL and S-OPT)")
     a = ap.parse_args(argv)
+    a.cactus = a.cactus.absolute()  # cactus runs in each procedure's directory
     ids = a.ids or procedures(a.cactus)
     work = Path(tempfile.mkdtemp(prefix="bess-conformance-"))
     pki = make_pki(work / "pki", "dev1", "dev2", "agg1")
@@ -172,7 +200,11 @@ def main(argv: list[str] | None = None) -> int:
         timezone="Australia/Brisbane",
     )
     rows: list[tuple[str, str, str]] = []
-    try:
+    with contextlib.ExitStack() as stack:
+        if not a.keep:
+            stack.callback(shutil.rmtree, work, ignore_errors=True)
+        stack.callback(broker.cleanup)  # type: ignore[attr-defined]
+        hooks = stack.enter_context(webhook_server(a.cactus, pki))
         for proc in ids:
             if proc in NOT_APPLICABLE:
                 rows.append((proc, "n/a", NOT_APPLICABLE[proc]))
@@ -183,13 +215,10 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.monotonic()
             budget = max(a.timeout, LONG_S) if proc in LONG else a.timeout
             budget = BUDGET.get(proc, budget)
-            status, why = run_one(a.cactus, proc, base, pki, broker, work, a.strict, budget)
+            status, why = run_one(a.cactus, proc, base, pki, broker, work, a.strict, budget,
+                                  hooks)  # fmt: skip
             rows.append((proc, status, why))
             print(f"{proc:9} {status:5} {time.monotonic() - t0:5.1f}s {why}", flush=True)
-    finally:
-        broker.cleanup()  # type: ignore[attr-defined]
-        if not a.keep:
-            shutil.rmtree(work, ignore_errors=True)
     print("\n| procedure | result | reason |\n|---|---|---|")
     for proc, status, why in rows:
         print(f"| {proc} | {status} | {why} |")
