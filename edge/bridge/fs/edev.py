@@ -54,8 +54,7 @@ def edev_list(ctx: Ctx) -> Reply:
             results=len(pg),
             pollRate=ctx.server.poll_rate("EndDeviceList"),
             EndDevice=[
-                sub.aggregator_doc(ctx) if d is None else end_device_doc(ctx.server, d)
-                for d in pg
+                sub.aggregator_doc(ctx) if d is None else end_device_doc(ctx.server, d) for d in pg
             ]
             or None,
         )
