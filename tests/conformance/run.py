@@ -51,6 +51,17 @@ BUDGET = {"S-ALL-41": 900, "S-ALL-46": 480}  # 8.5 min of scheduled events; a 30
 # Procedures (from cactus-test-definitions) that do not apply here, and why.
 NOT_APPLICABLE: dict[str, str] = {}
 
+# Warnings cactus logs whatever the server does: (every warning must match, why unavoidable).
+# Such a run, every step passed, is "pass (cactus warns)" under --strict; any other warning fails.
+UNAVOIDABLE_WARNINGS: dict[str, tuple[str, str]] = {
+    "S-ALL-49": (
+        r"Skipping DERProgram \S+ - primacy \d+ != expected \d+\.",
+        "the procedure requires two DERPrograms of different primacy, and cactus's der-program "
+        "check with a primacy filter warns for each program it skips, so every conforming server "
+        "gets these warnings under --strict",
+    ),
+}
+
 
 def procedures(cactus_bin: Path) -> list[str]:
     out = subprocess.run(
@@ -158,8 +169,12 @@ def run_one(
     if res.returncode == 0:
         return "pass", ""
     if "all_steps_passed=True" in log and "no_warnings=False" in log:
-        warnings = sorted({re.sub(r".*Attempt \d+: ", "", ln) for ln in log.splitlines()
-                           if "log_step_warning" in ln})  # fmt: skip
+        warnings = sorted({re.sub(r".*(Attempt \d+|log_stored_resource_warning -) ?:? ?", "", ln)
+                           for ln in log.splitlines()
+                           if re.search(r"log_(step|stored_resource)_warning", ln)})  # fmt: skip
+        known = UNAVOIDABLE_WARNINGS.get(proc)
+        if known and warnings and all(re.search(known[0], w) for w in warnings):
+            return "pass (cactus warns)", known[1]
         return "fail (strict)", "every step passed; warnings: " + " / ".join(warnings)[:300]
     return "fail", reason(log)
 
@@ -222,9 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     print("\n| procedure | result | reason |\n|---|---|---|")
     for proc, status, why in rows:
         print(f"| {proc} | {status} | {why} |")
-    kinds = ("pass", "fail", "fail (strict)", "n/a", "not run")
+    kinds = ("pass", "pass (cactus warns)", "fail", "fail (strict)", "n/a", "not run")
     counts = {s: sum(1 for r in rows if r[1] == s) for s in kinds}
-    print(f"\n{counts['pass']} pass, {counts['fail']} fail, {counts['fail (strict)']} fail only "
+    print(f"\n{counts['pass']} pass, {counts['pass (cactus warns)']} pass with unavoidable "
+          f"cactus warnings, {counts['fail']} fail, {counts['fail (strict)']} fail only "
           f"by warnings, {counts['n/a']} n/a, {counts['not run']} not run"
           f"{' (--strict)' if a.strict else ''}"
           f"{f'; logs in {work}' if a.keep else ''}")  # fmt: skip
