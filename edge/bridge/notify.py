@@ -56,7 +56,9 @@ class Notifier:
         self.ssl = ssl_context
         self.settings = settings
         self.queue: asyncio.Queue[Notification] = asyncio.Queue(settings.queue)
-        self.stats = {"sent": 0, "retried": 0, "failed": 0, "dropped": 0, "superseded": 0}
+        # pending: submitted and not yet sent, failed, superseded or dropped (a gauge)
+        self.stats = {"sent": 0, "retried": 0, "failed": 0, "dropped": 0, "superseded": 0,
+                      "pending": 0}  # fmt: skip
         self._sleep = sleep or asyncio.sleep
         self._tasks: list[asyncio.Task[None]] = []
         self._retries: set[asyncio.Task[None]] = set()
@@ -73,6 +75,7 @@ class Notifier:
             log.warning("notification queue full: dropped one for %s", n.subscription)
             return False
         self._latest[n.subscription] = n
+        self.stats["pending"] += 1
         return True
 
     async def start(self) -> None:
@@ -115,7 +118,7 @@ class Notifier:
         assert self._session is not None
         made, delay = self._attempt.pop(id(n), (0, self.settings.backoff_s))
         if self._latest.get(n.subscription) is not n:
-            self.stats["superseded"] += 1  # a newer one for this subscription is queued
+            self._done("superseded")  # a newer one for this subscription is queued
             return
         made += 1
         try:
@@ -124,15 +127,13 @@ class Notifier:
             ) as r:
                 await r.read()
                 if 200 <= r.status < 300:
-                    self.stats["sent"] += 1
-                    self._forget(n)
+                    self._done("sent", n)
                     return
                 why = f"HTTP {r.status}"
         except (aiohttp.ClientError, TimeoutError, OSError, ssl.SSLError) as exc:
             why = f"{type(exc).__name__}: {exc}"
         if made >= self.settings.attempts:
-            self.stats["failed"] += 1
-            self._forget(n)
+            self._done("failed", n)
             log.warning("notification for %s to %s failed after %d attempts: %s",
                         n.subscription, n.uri, made, why)  # fmt: skip
             return
@@ -149,9 +150,11 @@ class Notifier:
             self.queue.put_nowait(n)
         except asyncio.QueueFull:
             self._attempt.pop(id(n), None)
-            self.stats["dropped"] += 1
+            self._done("dropped", n)
             log.warning("notification queue full: dropped a retry for %s", n.subscription)
 
-    def _forget(self, n: Notification) -> None:
-        if self._latest.get(n.subscription) is n:
+    def _done(self, outcome: str, n: Notification | None = None) -> None:
+        self.stats[outcome] += 1
+        self.stats["pending"] -= 1
+        if n is not None and self._latest.get(n.subscription) is n:
             del self._latest[n.subscription]

@@ -173,6 +173,7 @@ def test_a_retry_waits_outside_the_workers_and_a_newer_notification_supersedes_i
             notifier.submit(Notification(flaky.url, b"<old/>", "/edev/1/sub/3"))
             await until(lambda: notifier.stats["retried"] >= 2)  # the dead one's, the old one's
             notifier.submit(Notification(flaky.url, b"<new/>", "/edev/1/sub/3"))
+            assert notifier.stats["pending"] == 3  # the dead one, the old one, the new one
             await notifier.drain(10)
         finally:
             await notifier.stop()
@@ -183,3 +184,4 @@ def test_a_retry_waits_outside_the_workers_and_a_newer_notification_supersedes_i
     assert [b for _, b in flaky.received] == [b"<new/>"]  # never the stale one after it
     assert notifier.stats["superseded"] == 1
     assert notifier.stats["failed"] == 1 and notifier.stats["sent"] == 2, notifier.stats
+    assert notifier.stats["pending"] == 0  # each one accounted for once
