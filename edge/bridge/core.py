@@ -112,6 +112,8 @@ class BridgeCore:
                       dev, now, own=dev)  # fmt: skip
             reply = dispatch(ctx)
             reply.body = self._ns(reply.body)
+            if reply.status == 201 and "/sub/" in (reply.location or ""):
+                self.scan_notifications()  # a new subscription: the resource as it is now
             return reply
         except HttpError as exc:
             if exc.status in (400, 409):

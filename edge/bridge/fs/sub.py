@@ -4,7 +4,9 @@ Subscribable here: the device's FunctionSetAssignments list, DERProgram list, a 
 DERControl list and its DefaultDERControl. `scan()` compares what each subscribed resource
 looks like now (a cheap key: event versions and statuses, defaults, programs) with what was last
 notified, and queues a Notification for each change in `Server.outbox`; the service POSTs them
-(edge/bridge/notify.py). No I/O here.
+(edge/bridge/notify.py). A new subscription is notified once at once with the resource as it is
+(the core scans after the POST), so a change between the device's GET and its POST is never
+missed. No I/O here.
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ def post(ctx: Ctx) -> Reply:
     doc.href = f"{base}/sub/{sid}"
     sub = Subscription(sid, owner, doc.subscribedResource, doc.notificationURI,
                        max(1, min(doc.limit, 255)), doc, cert=ctx.lfdi)  # fmt: skip
-    sub.key = resource_key(server, sub, ctx.now)
+    sub.key = None  # so the first scan sends the resource as it is now (see below)
     server.subscriptions[sid] = sub
     return Reply(201, location=doc.href)
 
