@@ -249,7 +249,8 @@ def notification(sub: Subscription, resource: bytes) -> bytes:
     return bytes(etree.tostring(root))
 
 
-ROUTES = [  # (path, methods, registered): the aggregator's EndDevice and its SubscriptionList
+# (path, methods, registered): the aggregator's EndDevice and its SubscriptionList
+ROUTES: list[tuple[str, dict[str, Callable[[Ctx], Reply]], bool]] = [
     (AGG_EDEV, {"GET": aggregator_end_device}, True),
     (f"{AGG_EDEV}/sub", {"GET": _aggregator_only(subscription_list),
                          "POST": _aggregator_only(post)}, True),
