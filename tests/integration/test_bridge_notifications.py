@@ -124,7 +124,8 @@ def test_notifications_delivered_retried_and_counted(
         asyncio.run(subscribe())
         stats = svc.notifier.stats
         # each new subscription first gets the list as it is (the flaky one after two 500s)
-        wait(lambda: len(good.received) == len(flaky.received) == 1 and stats["failed"] == 1)
+        wait(lambda: len(good.received) == len(flaky.received) == 1 and stats["pending"] == 0)
+        assert stats["failed"] == 1
         assert stats["sent"] == 2 and stats["retried"] == 2 + 2, stats
         good.received.clear()
         flaky.received.clear()
@@ -138,7 +139,8 @@ def test_notifications_delivered_retried_and_counted(
         doc = etree.fromstring(good.received[0][1])
         assert doc.find(f"{{{NS}}}Resource/{{{NS}}}DERControl/{{{NS}}}mRID").text == r["mrid"]
         wait(lambda: flaky.received, timeout=5)  # after two 500s and two backoffs
-        wait(lambda: stats["failed"] == 2, timeout=8)  # the dead one: 3 attempts, then counted
+        # the dead one: 3 attempts, then counted; everything accounted for
+        wait(lambda: stats["failed"] == 2 and stats["pending"] == 0, timeout=8)
         assert stats["sent"] - before["sent"] == 2, stats
         assert stats["retried"] - before["retried"] == 2 + 2, stats
         # the HTTP side stayed responsive throughout
