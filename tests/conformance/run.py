@@ -4,7 +4,8 @@
 
 (`make conformance` creates that venv.) For each procedure: a fresh bridge (TLS, our test PKI,
 in-band registration open) on a free port, a broker, a `.cactus.yaml` with three clients
-(two devices, one aggregator), then `cactus run --headless`. The admin plugin
+(two devices, one aggregator), then `cactus run --headless`. One cactus-client-notifications
+webhook server (tests/conformance/webhook.py, TLS) serves the whole run. The admin plugin
 (tests/conformance/plugin) turns the procedure's admin instructions into the bridge's MQTT
 requests. Procedures that need what this environment cannot provide are "n/a" with the reason.
 Not part of `make test`: it needs Python >= 3.12 and takes minutes.
