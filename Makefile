@@ -53,7 +53,9 @@ reliability: setup
 
 # cactus-client (CSIP-AUS conformance client, Python >= 3.12) against the bridge; not in `make test`.
 # Finds or installs Python 3.12 (pyenv, else Debian's python3.12), makes $(CONF_VENV) with
-# cactus-client, our admin plugin and bess-edge (no deps), then prints a table of procedures.
+# cactus-client, cactus-client-notifications 0.0.5 (the webhook server; 0.1.0 needs cactus-schema<1,
+# which cactus-client 1.3.3 does not allow), our admin plugin and bess-edge (no deps), then prints
+# a table of procedures.
 CONF_VENV ?= .venv-conformance
 CONF_ARGS ?= --strict
 PY312 ?= $(shell command -v python3.12 2>/dev/null || ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python 2>/dev/null | tail -1)
@@ -68,6 +70,9 @@ conformance: setup
 	if [ ! -x $(CONF_VENV)/bin/cactus ]; then \
 		"$$py" -m venv $(CONF_VENV) && $(CONF_VENV)/bin/pip install -q --upgrade pip && \
 		$(CONF_VENV)/bin/pip install -q "cactus-client==1.3.3" "paho-mqtt>=2.1,<3" || exit 1; \
+	fi; \
+	if ! $(CONF_VENV)/bin/python -c "import cactus_client_notifications.server.handler" 2>/dev/null; then \
+		$(CONF_VENV)/bin/pip install -q "cactus-client-notifications[server]==0.0.5" || exit 1; \
 	fi; \
 	$(CONF_VENV)/bin/pip install -q --no-deps -e . -e tests/conformance/plugin || exit 1
 	$(VENV)/bin/python -m tests.conformance.run --cactus $(CONF_VENV)/bin $(CONF_ARGS)

@@ -151,9 +151,12 @@ def rates(server: Server, body: dict[str, Any], now: int) -> dict[str, Any]:
 
 
 def stats(server: Server, body: dict[str, Any], now: int) -> dict[str, Any]:
-    """Counters: notifications sent / retried / failed / dropped, subscriptions, devices."""
+    """Counters: notifications sent / retried / failed / dropped / superseded and pending (also
+    those the core queued and the service has not handed over yet), subscriptions, devices."""
     _only(body)
-    return {"notifications": dict(server.notify_stats), "subscriptions": len(server.subscriptions),
+    notes = dict(server.notify_stats)
+    notes["pending"] = notes.get("pending", 0) + len(server.outbox)
+    return {"notifications": notes, "subscriptions": len(server.subscriptions),
             "devices": len(server.devices)}  # fmt: skip
 
 

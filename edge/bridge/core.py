@@ -38,6 +38,7 @@ from edge.bridge.state import (
     Reply,
     Server,
     Sink,
+    Subscription,
     error_body,
 )
 from edge.bridge.xmlcodec import XmlError
@@ -111,6 +112,8 @@ class BridgeCore:
                       dev, now, own=dev)  # fmt: skip
             reply = dispatch(ctx)
             reply.body = self._ns(reply.body)
+            if reply.status == 201 and "/sub/" in (reply.location or ""):
+                self.scan_notifications()  # a new subscription: the resource as it is now
             return reply
         except HttpError as exc:
             if exc.status in (400, 409):
@@ -203,10 +206,11 @@ class BridgeCore:
         """Queue Notifications (in `server.outbox`) for subscribed resources that changed."""
         return sub.scan(self.server, self.clock(), self._render, only)
 
-    def _render(self, dev: Device, path: str, limit: int) -> bytes | None:
-        """The current document at `path`, as the device would GET it (not a device request)."""
-        ctx = Ctx(self.server, "GET", path, {"l": str(limit)}, b"", dev.lfdi, dev,
-                  self.clock(), own=dev)  # fmt: skip
+    def _render(self, s: Subscription) -> bytes | None:
+        """The subscribed resource now, as the subscriber's certificate would GET it."""
+        own = self.by_lfdi.get(s.cert)
+        ctx = Ctx(self.server, "GET", s.resource, {"l": str(s.limit)}, b"", s.cert, own,
+                  self.clock(), own=own)  # fmt: skip
         try:
             reply = dispatch(ctx)
         except (HttpError, XmlError):

@@ -29,10 +29,8 @@ class Route:
 
 POSTED_METHODS: Methods = {"GET": posted.get, "PUT": posted.put, "POST": posted.put}
 
-TOP: tuple[Route, ...] = tuple(
-    Route(re.compile(p), methods, registered)
-    for p, methods, registered in (*dcap.ROUTES, *edev.ROUTES, *mup.ROUTES)
-)
+TOP_SPECS: list[tuple[str, Methods, bool]] = [*dcap.ROUTES, *edev.ROUTES, *mup.ROUTES, *sub.ROUTES]
+TOP: tuple[Route, ...] = tuple(Route(re.compile(p), m, reg) for p, m, reg in TOP_SPECS)
 DEVICE: tuple[Route, ...] = tuple(
     Route(re.compile(p), methods)
     for p, methods in (

@@ -102,6 +102,7 @@ class Subscription:
     limit: int
     doc: Any  # the Subscription as served back
     key: Any = None  # what the resource looked like when last notified
+    cert: str = ""  # LFDI of the certificate that subscribed (an aggregator's, for its devices)
 
 
 @dataclass(frozen=True)

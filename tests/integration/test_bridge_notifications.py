@@ -17,8 +17,9 @@ from aiohttp import web
 from lxml import etree
 
 from edge.bridge.config import BridgeDevice
-from edge.bridge.notify import NotifySettings
+from edge.bridge.notify import Notifier, NotifySettings, client_context
 from edge.bridge.pki import Pki
+from edge.bridge.state import Notification
 from edge.mosquitto import free_port
 from tests.integration.test_bridge_exchange import (
     NS,
@@ -121,6 +122,15 @@ def test_notifications_delivered_retried_and_counted(
                     assert st == 201 and headers["Location"].startswith("/edev/1/sub/")
 
         asyncio.run(subscribe())
+        stats = svc.notifier.stats
+        # each new subscription first gets the list as it is (the flaky one after two 500s)
+        wait(lambda: len(good.received) == len(flaky.received) == 1 and stats["pending"] == 0)
+        assert stats["failed"] == 1
+        assert stats["sent"] == 2 and stats["retried"] == 2 + 2, stats
+        good.received.clear()
+        flaky.received.clear()
+        flaky.fail_first = 2
+        before = dict(stats)
         t0 = time.monotonic()
         r = probe.request(T.derc("bat"), {"duration": 600, "opModExpLimW": 2000})
         assert r["ok"], r
@@ -129,8 +139,60 @@ def test_notifications_delivered_retried_and_counted(
         doc = etree.fromstring(good.received[0][1])
         assert doc.find(f"{{{NS}}}Resource/{{{NS}}}DERControl/{{{NS}}}mRID").text == r["mrid"]
         wait(lambda: flaky.received, timeout=5)  # after two 500s and two backoffs
-        stats = svc.notifier.stats
-        wait(lambda: stats["failed"] == 1, timeout=8)  # the dead one: 3 attempts, then counted
-        assert stats["sent"] == 2 and stats["retried"] == 2 + 2, stats
+        # the dead one: 3 attempts, then counted; everything accounted for
+        wait(lambda: stats["failed"] == 2 and stats["pending"] == 0, timeout=8)
+        assert stats["sent"] - before["sent"] == 2, stats
+        assert stats["retried"] - before["retried"] == 2 + 2, stats
         # the HTTP side stayed responsive throughout
-        assert probe.request(T.bridge_admin("stats"), {})["notifications"]["failed"] == 1
+        notes = probe.request(T.bridge_admin("stats"), {})["notifications"]
+        assert notes["failed"] == 2 and notes["pending"] == 0
+
+
+def test_default_retries_outlast_a_five_minute_communication_loss() -> None:
+    s = NotifySettings()
+    waits = [min(s.backoff_s * 2**k, s.backoff_max_s) for k in range(s.attempts - 1)]
+    assert sum(waits) > 6 * 60  # cactus S-ALL-46: the endpoint is away for 300 s
+    assert max(waits) <= s.backoff_max_s
+
+
+async def until(pred: Any, timeout: float = 5.0) -> None:
+    async def poll() -> None:
+        while not pred():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+def test_a_retry_waits_outside_the_workers_and_a_newer_notification_supersedes_it(
+    tmp_path: Path,
+) -> None:
+    pki = make_pki(tmp_path / "pki", "bat")
+    good, flaky = Webhook(pki), Webhook(pki, fail_first=1)
+    dead = f"https://127.0.0.1:{free_port('127.0.0.1')}/notify"  # nobody listens
+    one = NotifySettings(attempts=3, backoff_s=1.0, backoff_max_s=1.0, timeout_s=1.0, workers=1)
+
+    async def run() -> Notifier:
+        notifier = Notifier(client_context(bridge_cfg(pki).tls), one)
+        await notifier.start()
+        try:
+            t0 = time.monotonic()
+            notifier.submit(Notification(dead, b"<dead/>", "/edev/1/sub/1"))
+            notifier.submit(Notification(good.url, b"<good/>", "/edev/1/sub/2"))
+            await until(lambda: good.received)
+            # one worker, yet not held up by the dead endpoint's 1 s backoff
+            assert good.received[0][0] - t0 < 0.9
+            notifier.submit(Notification(flaky.url, b"<old/>", "/edev/1/sub/3"))
+            await until(lambda: notifier.stats["retried"] >= 2)  # the dead one's, the old one's
+            notifier.submit(Notification(flaky.url, b"<new/>", "/edev/1/sub/3"))
+            assert notifier.stats["pending"] == 3  # the dead one, the old one, the new one
+            await notifier.drain(10)
+        finally:
+            await notifier.stop()
+        return notifier
+
+    with good.running(), flaky.running():
+        notifier = asyncio.run(run())
+    assert [b for _, b in flaky.received] == [b"<new/>"]  # never the stale one after it
+    assert notifier.stats["superseded"] == 1
+    assert notifier.stats["failed"] == 1 and notifier.stats["sent"] == 2, notifier.stats
+    assert notifier.stats["pending"] == 0  # each one accounted for once

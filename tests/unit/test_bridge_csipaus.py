@@ -160,14 +160,16 @@ def test_aggregator_manages_several_end_devices() -> None:
     agg = "a9" * 20
     d1, d2 = "d1" * 20, "d2" * 20
     core, rec, _ = make(aggregators=(BridgeAggregator("agg", agg),))  # registration closed
-    assert tree(get(core, "/edev", lfdi=agg)).get("all") == "0"
+    assert tree(get(core, "/edev", lfdi=agg)).get("all") == "1"  # its own EndDevice, /edev/0
     for d in (d1, d2):
         r = core.handle("POST", "/edev", {}, edev(d, f"<lFDI>{d.upper()}</lFDI>"), agg)
         assert r.status == 201, r
     lst = tree(get(core, "/edev", lfdi=agg, l="10"))
-    assert lst.get("all") == "2"
+    assert lst.get("all") == "3"
     hrefs = [e.get("href") for e in lst.findall(f"{{{NS}}}EndDevice")]
-    assert tree(get(core, "/dcap", lfdi=agg)).find(f"{{{NS}}}EndDeviceListLink").get("all") == "2"
+    assert hrefs[0] == "/edev/0"
+    hrefs = hrefs[1:]
+    assert tree(get(core, "/dcap", lfdi=agg)).find(f"{{{NS}}}EndDeviceListLink").get("all") == "3"
     # each managed device's resources, and mirror data in its name
     assert core.handle("PUT", f"{hrefs[0]}/der/1/derg", {}, SETTINGS, agg).status == 204
     assert core.handle("POST", "/mup", {}, mup_doc("3A", d1), agg).status == 201

@@ -13,12 +13,13 @@ from edge.bridge.timeres import time_fields
 def dcap(ctx: Ctx) -> Reply:
     visible = {d.eid for d in ctx.visible()}
     n_mup = sum(1 for u in ctx.server.mups.values() if u.owner in visible)
+    agg = int(ctx.aggregator and ctx.own is None)  # its own EndDevice, /edev/0
     return ok(
         DeviceCapabilityResponse(
             href="/dcap",
             pollRate=ctx.server.poll_rate("DeviceCapability"),
             TimeLink=Link(href="/tm"),
-            EndDeviceListLink=ListLink(href="/edev", all_=len(visible)),
+            EndDeviceListLink=ListLink(href="/edev", all_=len(visible) + agg),
             MirrorUsagePointListLink=ListLink(href="/mup", all_=n_mup),
         )
     )

@@ -16,6 +16,7 @@ from lxml import etree
 
 from edge.bridge import models as m
 from edge.bridge.controls import DOE_KEYS, Control, scaled
+from edge.bridge.fs.sub import NON_CONDITIONAL
 from edge.bridge.state import RENDER_CACHE, Ctx, Device, HttpError, Reply, ok, page
 from edge.bridge.xmlcodec import render
 
@@ -60,6 +61,7 @@ def fsa_list(ctx: Ctx) -> Reply:
     return ok(
         function_set_assignments.FunctionSetAssignmentsListResponse(
             href=f"{dev.base}/fsa",
+            subscribable=NON_CONDITIONAL,
             all_=total,
             results=len(pg),
             pollRate=ctx.server.poll_rate("FunctionSetAssignmentsList"),
@@ -83,6 +85,7 @@ def program_doc(ctx: Ctx, dev: Device, p: int) -> der.DERProgramResponse:
     b = f"{dev.base}/derp/{p}"
     return der.DERProgramResponse(
         href=b,
+        subscribable=NON_CONDITIONAL,
         mRID=ctx.server.mrid(dev.lfdi, "derp", p),
         description=f"primacy {p}",
         ActiveDERControlListLink=ListLink(
@@ -106,6 +109,7 @@ def program_list(ctx: Ctx) -> Reply:
     return ok(
         der.DERProgramListResponse(
             href=href,
+            subscribable=NON_CONDITIONAL,
             all_=total,
             results=len(ppg),
             pollRate=ctx.server.poll_rate("DERProgramList"),
@@ -177,6 +181,7 @@ def control_list(ctx: Ctx) -> Reply:
         body = render(
             der.DERControlListResponse(
                 href=href,
+                subscribable=NON_CONDITIONAL if kind == "derc" else None,
                 all_=total,
                 results=len(pg),
                 DERControl=[control_doc(dev, c, now) for c in pg] or None,
@@ -202,6 +207,7 @@ def default_control(ctx: Ctx) -> Reply:
     body = render(
         der.DefaultDERControl(
             href=f"{dev.base}/derp/{p}/dderc",
+            subscribable=NON_CONDITIONAL,
             mRID=ctx.server.mrid(dev.lfdi, "dderc", p, dev.dderc_seq),
             description="used when no control is active",
             DERControlBase_=base_out(base),

@@ -11,6 +11,7 @@ from lxml import etree
 
 from edge.bridge import models as m
 from edge.bridge import posted
+from edge.bridge.fs import sub
 from edge.bridge.identity import nmi_valid, sfdi_from_lfdi, sfdi_valid
 from edge.bridge.state import Ctx, Device, HttpError, Reply, Server, ok, page, posted_lfdi
 from edge.bridge.xmlcodec import XmlError, XmlValueError, load, parse_tree, root_name
@@ -32,24 +33,30 @@ def end_device_doc(server: Server, dev: Device) -> m.EndDevice:
         FunctionSetAssignmentsListLink=ListLink(href=f"{b}/fsa", all_=1),
         RegistrationLink=None if dev.pin is None else Link(href=f"{b}/rg"),
         ConnectionPointLink=ConnectionPointLink(href=f"{b}/cp"),
-        SubscriptionListLink=ListLink(
-            href=f"{b}/sub",
-            all_=sum(1 for s in server.subscriptions.values() if s.owner == dev.eid),
-        ),
+        # a managed device's subscriptions are on its aggregator's EndDevice
+        SubscriptionListLink=None
+        if dev.aggregator is not None
+        else ListLink(href=f"{b}/sub", all_=sub.count(server, dev)),
         postRate=server.post_rate("EndDevice"),
         **links,
     )
 
 
 def edev_list(ctx: Ctx) -> Reply:
-    pg, total = page(ctx.visible(), ctx.query)
+    # an aggregator that registered no EndDevice of its own gets one, first (CSIP-AUS)
+    agg: list[Device | None] = [None] if ctx.aggregator and ctx.own is None else []
+    pg, total = page([*agg, *ctx.visible()], ctx.query)
     return ok(
         end_device.EndDeviceListResponse(
             href="/edev",
+            subscribable=sub.NON_CONDITIONAL,
             all_=total,
             results=len(pg),
             pollRate=ctx.server.poll_rate("EndDeviceList"),
-            EndDevice=[end_device_doc(ctx.server, d) for d in pg] or None,
+            EndDevice=[
+                sub.aggregator_doc(ctx) if d is None else end_device_doc(ctx.server, d) for d in pg
+            ]
+            or None,
         )
     )
 

@@ -4,7 +4,9 @@ Subscribable here: the device's FunctionSetAssignments list, DERProgram list, a 
 DERControl list and its DefaultDERControl. `scan()` compares what each subscribed resource
 looks like now (a cheap key: event versions and statuses, defaults, programs) with what was last
 notified, and queues a Notification for each change in `Server.outbox`; the service POSTs them
-(edge/bridge/notify.py). No I/O here.
+(edge/bridge/notify.py). A new subscription is notified once at once with the resource as it is
+(the core scans after the POST), so a change between the device's GET and its POST is never
+missed. No I/O here.
 """
 
 from __future__ import annotations
@@ -13,11 +15,15 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from envoy_schema.server.schema.sep2.end_device import EndDeviceResponse
+from envoy_schema.server.schema.sep2.identification import ListLink
 from envoy_schema.server.schema.sep2.pub_sub import Subscription as SubscriptionDoc
 from envoy_schema.server.schema.sep2.pub_sub import SubscriptionListResponse
+from envoy_schema.server.schema.sep2.types import SubscribableType
 from lxml import etree
 
 from edge.bridge import models as m
+from edge.bridge.identity import sfdi_from_lfdi
 from edge.bridge.posted import device_tree
 from edge.bridge.state import (
     Ctx,
@@ -34,46 +40,85 @@ from edge.bridge.xmlcodec import XmlValueError, load
 
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 MAX_PER_DEVICE = 16
-SUBSCRIBABLE = re.compile(r"/fsa|/derp|/derp/(\d+)(/derc|/dderc)?")
+SUBSCRIBABLE = re.compile(r"/fsa|/fsa/\d+/derp|/derp|/derp/(\d+)(/derc|/dderc)?")
+EDEV_LIST = "/edev"  # the EndDeviceList, as the subscriber's certificate sees it
+# `subscribable` on every resource a Subscription may name: non-conditional subscriptions
+NON_CONDITIONAL = SubscribableType.resource_supports_non_conditional_subscriptions
 STATUS_DEFAULT = 0  # Notification status: default (the resource changed)
 
 
-def _allowed(dev: Device, resource: str) -> str | None:
-    """The path under the device if `resource` is one of its subscribable resources."""
-    if not resource.startswith(dev.base + "/"):
+AGG_EDEV = "/edev/0"  # an aggregator certificate's own EndDevice, when it registered none
+
+
+def _may_see(server: Server, cert: str, dev: Device) -> bool:
+    return dev.lfdi == cert or (cert in server.aggregators and dev.aggregator == cert)
+
+
+def _target(server: Server, cert: str, resource: str) -> tuple[Device | None, str] | None:
+    """(the device whose resource it is, None for the EndDeviceList; the path under it) if the
+    certificate may subscribe to `resource`, else None."""
+    if resource == EDEV_LIST:
+        return None, EDEV_LIST
+    mt = re.fullmatch(r"/edev/(\d+)(/.*)", resource)
+    if mt is None or not SUBSCRIBABLE.fullmatch(mt.group(2)):
         return None
-    sub = resource[len(dev.base) :]
-    return sub if SUBSCRIBABLE.fullmatch(sub) else None
+    dev = server.devices.get(int(mt.group(1)))
+    if dev is None or not _may_see(server, cert, dev):
+        return None
+    return dev, mt.group(2)
+
+
+def list_base(ctx: Ctx) -> str:
+    """Where this request's SubscriptionList lives: an aggregator's subscriptions (for every
+    device it manages) are on its own EndDevice, else on the device's."""
+    if ctx.dev is None and ctx.aggregator:
+        return AGG_EDEV
+    dev = ctx.device()
+    if dev.aggregator is not None:
+        raise HttpError(404)  # a managed device: its aggregator's EndDevice has the list
+    return dev.base
+
+
+def _owner(ctx: Ctx) -> int:
+    base = list_base(ctx)
+    return 0 if base == AGG_EDEV else int(base.rsplit("/", 1)[1])
 
 
 def post(ctx: Ctx) -> Reply:
-    dev, server = ctx.device(), ctx.server
+    server, base, owner = ctx.server, list_base(ctx), _owner(ctx)
     tree = device_tree(ctx, "Subscription")
     doc = load(SubscriptionDoc, tree)
-    if _allowed(dev, doc.subscribedResource) is None:
+    if _target(server, ctx.lfdi, doc.subscribedResource) is None:
         raise XmlValueError(
             f"Subscription.subscribedResource: {doc.subscribedResource[:80]!r} is not one of "
-            f"your subscribable resources ({dev.base}/fsa, /derp, /derp/{{p}}, .../derc, .../dderc)"
+            "your subscribable resources (/edev, /edev/{n}/fsa, .../fsa/{k}/derp, .../derp, "
+            ".../derp/{p}, .../derc, .../dderc)"
         )
     if not doc.notificationURI.startswith("https://"):
         raise XmlValueError("Subscription.notificationURI: notifications go over TLS (https://)")
-    mine = [s for s in server.subscriptions.values() if s.owner == dev.eid]
+    mine = [s for s in server.subscriptions.values() if (s.owner, s.cert) == (owner, ctx.lfdi)]
     if len(mine) >= MAX_PER_DEVICE:
         raise HttpError(400, f"Subscription: at most {MAX_PER_DEVICE} per device")
     # -- commit
     sid = server.next_sub
     server.next_sub += 1
-    doc.href = f"{dev.base}/sub/{sid}"
-    sub = Subscription(sid, dev.eid, doc.subscribedResource, doc.notificationURI,
-                       max(1, min(doc.limit, 255)), doc)  # fmt: skip
-    sub.key = resource_key(server, dev, sub, ctx.now)
+    doc.href = f"{base}/sub/{sid}"
+    sub = Subscription(sid, owner, doc.subscribedResource, doc.notificationURI,
+                       max(1, min(doc.limit, 255)), doc, cert=ctx.lfdi)  # fmt: skip
+    sub.key = None  # so the first scan sends the resource as it is now (see below)
     server.subscriptions[sid] = sub
     return Reply(201, location=doc.href)
 
 
+def _mine(ctx: Ctx) -> list[Subscription]:
+    owner = _owner(ctx)
+    return [s for s in ctx.server.subscriptions.values() if (s.owner, s.cert) == (owner, ctx.lfdi)]
+
+
 def _own(ctx: Ctx) -> Subscription:
-    sub = ctx.server.subscriptions.get(int(ctx.groups[0]))
-    if sub is None or sub.owner != ctx.device().eid:
+    sid = int(ctx.groups[-1])
+    sub = next((s for s in _mine(ctx) if s.sid == sid), None)
+    if sub is None:
         raise HttpError(404)
     return sub
 
@@ -88,12 +133,11 @@ def delete(ctx: Ctx) -> Reply:
 
 
 def subscription_list(ctx: Ctx) -> Reply:
-    dev = ctx.device()
-    mine = [s for s in ctx.server.subscriptions.values() if s.owner == dev.eid]
-    pg, total = page(mine, ctx.query)
+    base = list_base(ctx)
+    pg, total = page(_mine(ctx), ctx.query)
     return ok(
         SubscriptionListResponse(
-            href=f"{dev.base}/sub",
+            href=f"{base}/sub",
             all_=total,
             results=len(pg),
             subscriptions=[s.doc for s in pg] or None,
@@ -101,12 +145,52 @@ def subscription_list(ctx: Ctx) -> Reply:
     )
 
 
+def count(server: Server, dev: Device) -> int:
+    """Subscriptions in the device's SubscriptionList."""
+    return sum(1 for s in server.subscriptions.values() if s.owner == dev.eid)
+
+
+def aggregator_end_device(ctx: Ctx) -> Reply:
+    """GET /edev/0: the aggregator's own EndDevice (it carries the SubscriptionList)."""
+    if not ctx.aggregator or ctx.own is not None:
+        raise HttpError(404)
+    return ok(aggregator_doc(ctx))
+
+
+def aggregator_doc(ctx: Ctx) -> EndDeviceResponse:
+    n = sum(1 for s in ctx.server.subscriptions.values() if (s.owner, s.cert) == (0, ctx.lfdi))
+    return EndDeviceResponse(
+        href=AGG_EDEV,
+        subscribable=SubscribableType.resource_does_not_support_subscriptions,
+        lFDI=ctx.lfdi.upper(),
+        sFDI=sfdi_from_lfdi(ctx.lfdi),
+        changedTime=int(ctx.now),
+        enabled=True,
+        SubscriptionListLink=ListLink(href=f"{AGG_EDEV}/sub", all_=n),
+    )
+
+
+def _aggregator_only(handler: Callable[[Ctx], Reply]) -> Callable[[Ctx], Reply]:
+    def run(ctx: Ctx) -> Reply:
+        if not ctx.aggregator or ctx.own is not None:
+            raise HttpError(404)
+        return handler(ctx)
+
+    return run
+
+
 # -- change detection ---------------------------------------------------------------------------
 
 
-def resource_key(server: Server, dev: Device, sub: Subscription, now: float) -> Any:
+def resource_key(server: Server, sub: Subscription, now: float) -> Any:
     """What the subscribed resource looks like, cheaply: equal keys, equal documents."""
-    path = _allowed(dev, sub.resource) or ""
+    t = _target(server, sub.cert, sub.resource)
+    if t is None:
+        return None
+    dev, path = t
+    if dev is None:  # the EndDeviceList: who the certificate sees, and what changed on them
+        seen = [d for d in server.devices.values() if _may_see(server, sub.cert, d)]
+        return server.poll_rate("EndDeviceList"), tuple((d.eid, d.changed_time) for d in seen)
     progs = tuple(sorted(dev.schedule.primacies() | {server.cfg.primacy} | dev.programs
                          | set(dev.defaults)))  # fmt: skip
     mt = re.fullmatch(r"/derp/(\d+)(/derc|/dderc)?", path)
@@ -121,26 +205,27 @@ def resource_key(server: Server, dev: Device, sub: Subscription, now: float) -> 
 def scan(
     server: Server,
     now: float,
-    render: Callable[[Device, str, int], bytes | None],
+    render: Callable[[Subscription], bytes | None],
     only: int | None = None,
 ) -> int:
     """Queue a Notification for every subscribed resource that changed; returns how many.
 
-    `render(dev, path, limit)` gives the resource's current document (the core's GET);
-    `only` limits the scan to one device's subscriptions (after a change to that device)."""
+    `render(sub)` gives the resource's current document (the core's GET, as the subscriber's
+    certificate would make it); `only` limits the scan to subscriptions to one device's
+    resources (after a change to that device)."""
     n = 0
     for sub in list(server.subscriptions.values()):
-        if only is not None and sub.owner != only:
-            continue
-        dev = server.devices.get(sub.owner)
-        if dev is None:
+        t = _target(server, sub.cert, sub.resource)
+        if t is None or (sub.owner and sub.owner not in server.devices):
             del server.subscriptions[sub.sid]  # its device is gone
             continue
-        key = resource_key(server, dev, sub, now)
+        if only is not None and t[0] is not None and t[0].eid != only:
+            continue
+        key = resource_key(server, sub, now)
         if key == sub.key:
             continue
         sub.key = key
-        body = render(dev, sub.resource, sub.limit)
+        body = render(sub)
         if body is None:
             continue
         server.outbox.append(
@@ -164,6 +249,14 @@ def notification(sub: Subscription, resource: bytes) -> bytes:
     return bytes(etree.tostring(root))
 
 
+# (path, methods, registered): the aggregator's EndDevice and its SubscriptionList
+ROUTES: list[tuple[str, dict[str, Callable[[Ctx], Reply]], bool]] = [
+    (AGG_EDEV, {"GET": aggregator_end_device}, True),
+    (f"{AGG_EDEV}/sub", {"GET": _aggregator_only(subscription_list),
+                         "POST": _aggregator_only(post)}, True),
+    (rf"{AGG_EDEV}/sub/(\d+)", {"GET": _aggregator_only(get_one),
+                                "DELETE": _aggregator_only(delete)}, True),
+]  # fmt: skip
 DEVICE_ROUTES = [
     ("/sub", {"GET": subscription_list, "POST": post}),
     (r"/sub/(\d+)", {"GET": get_one, "DELETE": delete}),

@@ -10,6 +10,7 @@ paho-mqtt. Broker and site come from BESS_MQTT_HOST, BESS_MQTT_PORT and BESS_SIT
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
@@ -29,6 +30,7 @@ RETRIES = 4
 ACTIVE_BACKDATE_S = 5  # an "active" control started a moment ago (even a 60 s one is live)
 SCHEDULED_GAP_S = 30  # a "scheduled" control starts in the future, stacked one after another
 DEFAULT_DURATION_S = 120  # short, so a procedure that waits for "completed" sees it
+NOTIFY_SETTLE_S = 2.0  # an instruction is done once the notifications it caused went out
 
 
 class _Link:
@@ -140,7 +142,19 @@ class BessAdminPlugin:
             await link.request(t.bridge_admin("access"), body)
         else:
             return ActionResult.failed(f"bess admin: no translation for {kind}")
+        await self._settle(link)
         return ActionResult.done()
+
+    async def _settle(self, link: _Link) -> None:
+        """Wait (at most NOTIFY_SETTLE_S) until the bridge has no notification pending, so
+        cactus's next check sees what the instruction caused; an endpoint that is down (a
+        procedure may disable it) only costs the wait."""
+        deadline = time.monotonic() + NOTIFY_SETTLE_S
+        while time.monotonic() < deadline:
+            stats = await link.request(link.topics.bridge_admin("stats"), {})
+            if not stats["notifications"].get("pending"):
+                return
+            await asyncio.sleep(0.05)
 
     def _derc(self, lfdi: str, params: dict[str, Any]) -> dict[str, Any]:
         now = int(time.time())
