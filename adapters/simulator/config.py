@@ -15,11 +15,12 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from edge.mqtt.topics import NAME_RE, RESERVED_NAMES
 
-KINDS = ("battery", "inverter", "meter")
+KINDS = ("battery", "inverter", "meter", "pv")
 PROFILES = {
     "battery": ("sunspec",),
     "inverter": ("sunspec", "legacy", "res125"),
     "meter": ("sunspec",),
+    "pv": ("sunspec",),
 }
 # Keys that only make sense for one kind (everything else is common).
 KIND_KEYS = {
@@ -34,8 +35,19 @@ KIND_KEYS = {
         "taper_low_soc",
     },
     "inverter": {"rating_w", "ramp_w_per_s", "battery", "heartbeat_initial"},
-    "meter": {"load_w", "load_profile", "inverter"},
+    "meter": {"load_w", "load_profile", "load_noise_w", "load_noise_tau_s", "inverter"},
+    "pv": {
+        "rating_w",
+        "irradiance_profile",
+        "sunrise_s",
+        "sunset_s",
+        "peak_irradiance",
+        "cloud_per_h",
+        "cloud_depth",
+        "cloud_s",
+    },
 }
+DAY_S = 86_400
 
 
 @dataclass
@@ -64,7 +76,17 @@ class SimDeviceConfig:
     # meter
     load_w: float = 20_000.0
     load_profile: list[tuple[float, float]] | None = None
+    load_noise_w: float = 0.0
+    load_noise_tau_s: float = 60.0
     inverter: str | None = None
+    # pv (rating_w above)
+    irradiance_profile: list[tuple[float, float]] | None = None
+    sunrise_s: float = 6 * 3600.0
+    sunset_s: float = 18 * 3600.0
+    peak_irradiance: float = 1000.0
+    cloud_per_h: float = 0.0
+    cloud_depth: float = 0.7
+    cloud_s: float = 120.0
 
 
 @dataclass
@@ -72,6 +94,8 @@ class SimulatorConfig:
     host: str = "127.0.0.1"
     time_scale: float = 1.0
     step_s: float = 0.05
+    start_s: float = 0.0
+    seed: int = 0
     devices: list[SimDeviceConfig] = field(default_factory=list)
 
     def device(self, name: str) -> SimDeviceConfig:
@@ -86,7 +110,7 @@ def _positive(name: str) -> validate.Range:
 
 
 class _LoadPoint(fields.Field):
-    """A `[seconds, W]` pair of a load profile."""
+    """A `[seconds, W]` pair of a load profile (or `[seconds, W/m2]` of irradiance)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if (
@@ -124,7 +148,16 @@ class SimDeviceSchema(Schema):
     heartbeat_initial = fields.Integer(validate=validate.Range(1, 65535))
     load_w = fields.Float()
     load_profile = fields.List(_LoadPoint(), validate=validate.Length(min=1))
+    load_noise_w = fields.Float(validate=validate.Range(min=0))
+    load_noise_tau_s = fields.Float(validate=_positive("load_noise_tau_s"))
     inverter = fields.String()
+    irradiance_profile = fields.List(_LoadPoint(), validate=validate.Length(min=1))
+    sunrise_s = fields.Float(validate=validate.Range(0, DAY_S))
+    sunset_s = fields.Float(validate=validate.Range(0, DAY_S))
+    peak_irradiance = fields.Float(validate=validate.Range(0, 1500))
+    cloud_per_h = fields.Float(validate=validate.Range(0, 3600))
+    cloud_depth = fields.Float(validate=validate.Range(0, 1))
+    cloud_s = fields.Float(validate=_positive("cloud_s"))
 
     @validates_schema
     def check_kind(self, data: dict[str, Any], **_: Any) -> None:
@@ -145,9 +178,17 @@ class SimDeviceSchema(Schema):
             errors["taper_low_soc"] = [f"must be below taper_high_soc ({hi})"]
         if kind == "meter" and "load_w" in data and "load_profile" in data:
             errors["load_profile"] = ["give load_w or load_profile, not both"]
-        prof = data.get("load_profile")
-        if prof and any(b[0] <= a[0] for a, b in itertools.pairwise(prof)):
-            errors.setdefault("load_profile", []).append("seconds must increase")
+        for key in ("load_profile", "irradiance_profile"):
+            prof = data.get(key)
+            if prof and any(b[0] <= a[0] for a, b in itertools.pairwise(prof)):
+                errors.setdefault(key, []).append("seconds must increase")
+        irr = data.get("irradiance_profile") or []
+        if any(t > DAY_S for t, _ in irr) or any(w < 0 for _, w in irr):
+            errors.setdefault("irradiance_profile", []).append(
+                "each point is [seconds after midnight 0..86400, W/m2 >= 0]"
+            )
+        if data.get("sunrise_s", 21600.0) >= data.get("sunset_s", 64800.0):
+            errors["sunrise_s"] = ["must be before sunset_s"]
         if errors:
             raise ValidationError(errors)
 
@@ -164,6 +205,12 @@ class SimulatorSchema(Schema):
         validate=validate.Range(0.005, 5.0),
         metadata={"doc": "real seconds between physics steps"},
     )
+    start_s = fields.Float(
+        load_default=0.0,
+        validate=validate.Range(0, DAY_S),
+        metadata={"doc": "time of day (seconds after midnight) when the simulation starts"},
+    )
+    seed = fields.Integer(load_default=0, metadata={"doc": "seed of load noise and clouds"})
     devices = fields.List(fields.Nested(SimDeviceSchema), load_default=list)
 
     @validates_schema

@@ -19,17 +19,26 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from adapters.simulator.config import SimDeviceConfig
+from adapters.simulator.injection import (
+    InjectError,
+    inject_cloud,
+    inject_load,
+    parse_bool,
+    parse_int,
+)
 from adapters.simulator.physics import (
     RES125_FAULT_POINTS,
     BatteryPhysics,
     InverterPhysics,
     MeterPhysics,
+    Physics,
+    PvPhysics,
 )
 from adapters.simulator.registers import Image, PointValue, UnknownPoint
 
-log = logging.getLogger(__name__)
+__all__ = ["ACTIONS", "InjectError", "SimulatedDevice"]
 
-Physics = BatteryPhysics | InverterPhysics | MeterPhysics
+log = logging.getLogger(__name__)
 
 ACTIONS = (
     "alarm",
@@ -43,6 +52,8 @@ ACTIONS = (
     "stale",
     "clear",
     "get",
+    "load",
+    "cloud",
 )
 INVERTER_FAULT_POINTS: dict[str, dict[str, int | str]] = {
     "sunspec": {"Alrm": 701, "St": 701, "InvSt": 701},
@@ -52,38 +63,6 @@ INVERTER_FAULT_POINTS: dict[str, dict[str, int | str]] = {
 
 
 STATE_POINTS = ("St", "InvSt")  # operating states: forced as given, recomputed on release
-
-
-class InjectError(Exception):
-    """A refused injection; `code` is one of topics.md's error codes."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-def _bool(body: dict[str, Any], key: str, default: bool | None = None) -> bool:
-    v = body.get(key, default)
-    if isinstance(v, str) and v.lower() in ("true", "false", "1", "0", "on", "off"):
-        return v.lower() in ("true", "1", "on")
-    if not isinstance(v, bool):
-        raise InjectError("invalid_payload", f"{key}: expected true or false, got {v!r}")
-    return v
-
-
-def _int(body: dict[str, Any], key: str, lo: int | None = None, hi: int | None = None) -> int:
-    v = body.get(key)
-    if isinstance(v, str):
-        try:
-            v = int(v, 0)
-        except ValueError:
-            raise InjectError("invalid_payload", f"{key}: expected an integer, got {v!r}") from None
-    if not isinstance(v, int) or isinstance(v, bool):
-        raise InjectError("invalid_payload", f"{key}: expected an integer, got {v!r}")
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise InjectError("out_of_range", f"{key}: {v} is outside {lo}..{hi}")
-    return v
 
 
 class SimulatedDevice:
@@ -211,8 +190,17 @@ class SimulatedDevice:
         return len(conns)
 
     def step(self, dt: float) -> None:
-        if not self.stale:
+        """Physics only; the registers change at `publish()`.
+
+        A stale battery or inverter stands still; behind a stale meter or PV device the site
+        goes on (load, sun, grid flow) and only the reading is stuck.
+        """
+        if not self.stale or isinstance(self.physics, (MeterPhysics, PvPhysics)):
             self.physics.step(dt)
+
+    def publish(self) -> None:
+        if not self.stale:
+            self.physics.publish()
 
     # -- values ----------------------------------------------------------------------------
     def value(self, model: int | str, point: str) -> PointValue:
@@ -243,8 +231,19 @@ class SimulatedDevice:
                 out["state"] = ph.forced_state
             if ph.alarm_forced:
                 out["alarm"] = [b for b in range(32) if ph.alarm_forced >> b & 1]
-        if isinstance(ph, InverterPhysics) and ph.fault_forced:
+        if isinstance(ph, (InverterPhysics, PvPhysics)) and ph.fault_forced:
             out["inverter_fault"] = dict(ph.fault_forced)
+        if isinstance(ph, MeterPhysics):
+            load = ph.load
+            if load.step_w:
+                out["load"] = {"step_w": load.step_w}
+            if load.fixed_w is not None:
+                out.setdefault("load", {})["w"] = load.fixed_w
+        if isinstance(ph, PvPhysics) and ph.irradiance.left_s > 0:
+            out["cloud"] = {
+                "depth": ph.irradiance.depth,
+                "left_s": round(ph.irradiance.left_s, 1),
+            }
         if self.image.corrupted_sf:
             out["corrupt_sf"] = self.image.corrupted_sf
         return out
@@ -256,9 +255,9 @@ class SimulatedDevice:
         result: dict[str, Any] = {}
         if action == "alarm":
             bp = self._battery("alarm")
-            bit = _int(body, "bit", 0, 31)
-            on = _bool(body, "on", True)
-            latch = _bool(body, "latch", False)
+            bit = parse_int(body, "bit", 0, 31)
+            on = parse_bool(body, "on", True)
+            latch = parse_bool(body, "latch", False)
             mask = 1 << bit
             if on and latch:
                 bp.alarm_latched |= mask
@@ -267,18 +266,18 @@ class SimulatedDevice:
             else:
                 bp.alarm_forced &= ~mask
                 bp.alarm_latched &= ~mask
-            bp._publish()
+            bp.publish()
             result["Evt1"] = self.image.get(802, "Evt1")
         elif action == "state":
             bp = self._battery("state")
             if "value" not in body:
                 raise InjectError("invalid_payload", "value: required (an 802 State, or null)")
-            bp.forced_state = None if body["value"] is None else _int(body, "value", 0, 65534)
+            bp.forced_state = None if body["value"] is None else parse_int(body, "value", 0, 65534)
             bp.trip_inverters()
-            bp._publish()
+            bp.publish()
             result["State"] = self.image.get(802, "State")
         elif action == "inverter_fault":
-            if not isinstance(ph, InverterPhysics):
+            if not isinstance(ph, (InverterPhysics, PvPhysics)):
                 raise InjectError(
                     "invalid_payload", f"device {self.name}: inverter_fault needs an inverter"
                 )
@@ -294,7 +293,7 @@ class SimulatedDevice:
             else:
                 # `St`/`InvSt` are operating states (any value is forced, 0 = OFF included);
                 # the other points are fault bits/summaries where 0 means "no fault".
-                value = _int(body, "value", 0, 0xFFFFFFFE)
+                value = parse_int(body, "value", 0, 0xFFFFFFFE)
                 self.image.set(fmodel, point, value)
                 if value or point in STATE_POINTS:
                     ph.fault_forced[point] = value
@@ -302,16 +301,16 @@ class SimulatedDevice:
                     ph.fault_forced.pop(point, None)
             if not ph.is_on():
                 ph.trip()
-            ph._publish()
+            ph.publish()
             result["value"] = self.image.get(fmodel, point)
         elif action == "freeze":
-            self.frozen = _bool(body, "on", True)
+            self.frozen = parse_bool(body, "on", True)
             if not self.frozen:
                 self._release_parked()
         elif action == "slow":
-            self.delay_s = _int(body, "delay_ms", 0, 60_000) / 1000.0
+            self.delay_s = parse_int(body, "delay_ms", 0, 60_000) / 1000.0
         elif action == "kill":
-            self._set_killed(_bool(body, "on", True))
+            self._set_killed(parse_bool(body, "on", True))
         elif action == "drop":
             result["dropped"] = self.drop()
         elif action == "corrupt_sf":
@@ -319,13 +318,13 @@ class SimulatedDevice:
             point = body.get("point")
             if not isinstance(point, str) or not isinstance(model, (int, str)):
                 raise InjectError("invalid_payload", "model and point: required")
-            sf = None if body.get("value") is None else _int(body, "value", -10, 10)
+            sf = None if body.get("value") is None else parse_int(body, "value", -10, 10)
             try:
                 self.image.corrupt_sf(model, point, sf)
             except UnknownPoint as exc:
                 raise InjectError("unknown_point", str(exc.args[0])) from None
         elif action == "stale":
-            self.stale = _bool(body, "on", True)
+            self.stale = parse_bool(body, "on", True)
         elif action == "clear":
             self.clear()
         elif action == "get":
@@ -336,6 +335,12 @@ class SimulatedDevice:
                 result["value"] = self.value(model, point)
             except UnknownPoint as exc:
                 raise InjectError("unknown_point", str(exc.args[0])) from None
+        elif action == "load":
+            result.update(inject_load(ph, self.name, body))
+            self.publish()
+        elif action == "cloud":
+            result.update(inject_cloud(ph, self.name, body))
+            self.publish()
         else:
             raise InjectError("unknown_command", f"action: must be one of {', '.join(ACTIONS)}")
         result["faults"] = self.faults()
@@ -352,13 +357,19 @@ class SimulatedDevice:
         if isinstance(ph, BatteryPhysics):
             ph.forced_state = None
             ph.alarm_forced = 0
-            ph._publish()
-        if isinstance(ph, InverterPhysics):
+            ph.publish()
+        if isinstance(ph, (InverterPhysics, PvPhysics)):
             for point in ph.fault_forced:
                 if point not in STATE_POINTS:
                     self.image.set(INVERTER_FAULT_POINTS[ph.profile][point], point, 0)
             ph.fault_forced.clear()
-            ph._publish()
+            ph.publish()
+        if isinstance(ph, MeterPhysics):
+            ph.load.step_w, ph.load.fixed_w = 0.0, None
+            ph.refresh()
+            ph.publish()
+        if isinstance(ph, PvPhysics):
+            ph.irradiance.shade(0.0, 0.0)
 
     def _battery(self, action: str) -> BatteryPhysics:
         if not isinstance(self.physics, BatteryPhysics):

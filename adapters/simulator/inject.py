@@ -67,8 +67,8 @@ def register(sub: Any) -> None:
     p.add_argument("device", help="simulated device name, e.g. battery")
     p.add_argument(
         "action",
-        help="alarm, state, inverter_fault, freeze, slow, kill, drop, corrupt_sf, stale, clear"
-        " or get",
+        help="alarm, state, inverter_fault, freeze, slow, kill, drop, corrupt_sf, stale, clear,"
+        " get, load (meter) or cloud (pv)",
     )
     p.add_argument("pairs", nargs="*", metavar="key=value", help="request body fields")
     p.add_argument("-c", "--config", required=True, help="site file (TOML)")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from sunspec2 import device as ss_device
@@ -53,6 +54,18 @@ class _SsPoint:
     length: int
     writable: bool
     is_sf: bool
+    sf_required: bool = False
+    sf_point: Any = None  # the point holding this point's scale factor, resolved once
+    sf_fixed: int | None = None  # a fixed scale factor (no SF point); None: SF point missing
+
+    @cached_property
+    def bounds(self) -> tuple[int, int]:
+        """Raw range a value is clamped to, clear of the "not implemented" markers."""
+        bits = 16 * self.length
+        t = self.point.pdef.get("type", "")
+        if t.startswith("int") or t == "sunssf":
+            return -(1 << (bits - 1)) + 1, (1 << (bits - 1)) - 1  # keep clear of 0x8000
+        return 0, (1 << bits) - 2  # keep clear of 0xFFFF
 
 
 class SunSpecImage:
@@ -92,7 +105,13 @@ class SunSpecImage:
                 int(p.len),
                 writable,
                 p.pdef.get("type") == "sunssf",
+                bool(p.sf_required),
             )
+            if ref.sf_required:
+                if p.sf is None:
+                    ref.sf_fixed = int(p.sf_value) if p.sf_value is not None else 0
+                else:
+                    ref.sf_point = p.group.points.get(p.sf) or p.model.points.get(p.sf)
             self._points[(mid, ref.name)] = ref
             for a in range(ref.address, ref.address + ref.length):
                 self._by_addr[a] = ref
@@ -118,37 +137,45 @@ class SunSpecImage:
 
     def get(self, model: int | str, point: str) -> PointValue:
         """Engineering value (scale factor applied); None when not implemented."""
-        p = self.ref(model, point).point
-        if p.value is None:
-            return None
-        if p.sf_required:
-            sf = self._sf_of(p)
-            if sf is None:
+        ref = self._points.get((model, point))  # type: ignore[arg-type]
+        if ref is None:
+            ref = self.ref(model, point)
+        value = ref.point.value
+        if value is None or not ref.sf_required:
+            return value
+        if ref.sf_point is not None:
+            raw_sf = ref.sf_point.value
+            if raw_sf is None:
                 return None
-            if sf < 0:
-                return round(float(p.value) * math.pow(10, sf), -sf)
-            return int(p.value) * 10**sf
-        return p.value
-
-    def _sf_of(self, p: Any, true_sf: bool = False) -> int | None:
-        if p.sf is None:
-            return int(p.sf_value) if p.sf_value is not None else 0
-        sfp = p.group.points.get(p.sf) or p.model.points.get(p.sf)
-        if sfp is None:
+            sf = int(raw_sf)
+        elif ref.sf_fixed is None:
             return None
-        key = (p.model.model_id, p.sf)
-        v = self._sf_true[key] if true_sf and key in self._sf_true else sfp.value
+        else:
+            sf = ref.sf_fixed
+        if sf < 0:
+            return round(float(value) * math.pow(10, sf), -sf)
+        return int(value) * 10**sf
+
+    def _true_sf(self, ref: _SsPoint) -> int | None:
+        """The scale factor values are encoded with (the real one, even when corrupted)."""
+        sfp = ref.sf_point
+        if sfp is None:
+            return ref.sf_fixed
+        key = (ref.model_id, ref.point.sf)
+        v = self._sf_true.get(key, sfp.value)
         return None if v is None else int(v)
 
     def set(self, model: int | str, point: str, value: PointValue) -> None:
         """Store an engineering value; the raw value is rounded with the point's SF."""
-        ref = self.ref(model, point)
+        ref = self._points.get((model, point))  # type: ignore[arg-type]
+        if ref is None:
+            ref = self.ref(model, point)
         p = ref.point
         if value is None:
             p.set_value(None)
-        elif p.sf_required:
+        elif ref.sf_required:
             # Physics always writes with the real SF, so a corrupted SF register shows.
-            sf = self._sf_of(p, true_sf=True)
+            sf = self._true_sf(ref)
             raw = round(float(value) / math.pow(10, sf or 0))
             p.set_value(self._clamp(ref, raw))
         elif isinstance(value, str):
@@ -159,13 +186,8 @@ class SunSpecImage:
 
     @staticmethod
     def _clamp(ref: _SsPoint, raw: int) -> int:
-        t = ref.point.pdef.get("type", "")
-        bits = 16 * ref.length
-        if t.startswith("int") or t == "sunssf":
-            lo, hi = -(1 << (bits - 1)) + 1, (1 << (bits - 1)) - 1  # keep clear of 0x8000
-        else:
-            lo, hi = 0, (1 << bits) - 2  # keep clear of 0xFFFF
-        return max(lo, min(hi, raw))
+        lo, hi = ref.bounds
+        return lo if raw < lo else hi if raw > hi else raw
 
     def get_raw(self, model: int | str, point: str) -> Any:
         return self.ref(model, point).point.value

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,15 +22,18 @@ from adapters.simulator.physics import (
     BATTERY_MODELS,
     INVERTER_MODELS,
     METER_MODELS,
+    PV_MODELS,
     BatteryPhysics,
     InverterPhysics,
     MeterPhysics,
+    PvPhysics,
 )
 from adapters.simulator.registers import PointMapImage, PointValue, SunSpecImage
 
 log = logging.getLogger(__name__)
 
 MAX_STEP_S = 1.0  # simulated seconds per physics sub-step (keeps ramps/timers accurate)
+STEP_ORDER = ("inverter", "pv", "battery", "meter")  # the meter sums what the others did
 
 
 class SiteSimulator:
@@ -51,6 +55,7 @@ class SiteSimulator:
         self.devices: dict[str, SimulatedDevice] = {}
         self._task: asyncio.Task[None] | None = None
         self._build()
+        self._stepping = sorted(self.devices.values(), key=lambda d: STEP_ORDER.index(d.cfg.kind))
 
     @classmethod
     def from_config(
@@ -82,12 +87,23 @@ class SiteSimulator:
                 ip = InverterPhysics(c, simg, bat, self.config.time_scale)
                 self.devices[c.name] = SimulatedDevice(c, simg, ip, host)
             inverters[c.name] = ip
+        start, pvs = self.config.start_s, []
+        for c in (c for c in cfgs if c.kind == "pv"):
+            img = SunSpecImage(PV_MODELS)
+            pv = PvPhysics(c, img, start, self._rng(c.name))
+            pvs.append(pv)
+            self.devices[c.name] = SimulatedDevice(c, img, pv, host)
         for c in (c for c in cfgs if c.kind == "meter"):
             invs = [inverters[c.inverter]] if c.inverter else list(inverters.values())
             img = SunSpecImage(METER_MODELS)
-            self.devices[c.name] = SimulatedDevice(c, img, MeterPhysics(c, img, invs), host)
+            mp = MeterPhysics(c, img, invs, pvs, start, self._rng(c.name))
+            self.devices[c.name] = SimulatedDevice(c, img, mp, host)
         # Keep the configured order for iteration (start/stop, reports).
         self.devices = {c.name: self.devices[c.name] for c in cfgs}
+
+    def _rng(self, name: str) -> random.Random:
+        """One random stream per device: adding a device does not change another's noise."""
+        return random.Random(f"{self.config.seed}:{name}")
 
     @staticmethod
     def _pick(name: str | None, found: dict[str, BatteryPhysics]) -> BatteryPhysics | None:
@@ -138,17 +154,20 @@ class SiteSimulator:
                 log.exception("simulator physics step failed")
             last = now
 
-    def advance(self, sim_seconds: float) -> None:
-        """Step the physics by `sim_seconds` of simulated time (sub-stepped)."""
+    def advance(self, sim_seconds: float, publish: bool = True) -> None:
+        """Step the physics by `sim_seconds` of simulated time (sub-stepped), then show the
+        result in the registers. `publish=False` (the backtest) leaves the registers as they
+        were: the physics objects hold the state."""
         left = max(0.0, sim_seconds)
         while left > 1e-12:
             dt = min(left, MAX_STEP_S)
-            for kind in ("inverter", "battery", "meter"):  # inverter sets battery power first
-                for d in self.devices.values():
-                    if d.cfg.kind == kind:
-                        d.step(dt)
+            for d in self._stepping:
+                d.step(dt)
             self.sim_time += dt
             left -= dt
+        if publish:
+            for d in self._stepping:
+                d.publish()
 
     # -- API -------------------------------------------------------------------------------
     def device(self, name: str) -> SimulatedDevice:

@@ -28,7 +28,7 @@ EXE = str(Path(sys.executable).parent / "bess-edge")
 def _demo_site(tmp_path: Path, broker: Broker) -> Path:
     site = render_demo_site(tmp_path / "demo")
     text = site.read_text().replace("port = 1883", f"port = {broker.port}")
-    for fixed in ("15020", "15021", "15022", "8443"):
+    for fixed in ("15020", "15021", "15022", "15023", "8443"):
         text = re.sub(rf"\bport = {fixed}\b", f"port = {free_port()}", text)
     site.write_text(text)
     return site
@@ -53,11 +53,13 @@ def test_demo_runs_the_whole_site_and_charges(tmp_path: Path, broker: Broker) ->
         text=True,
     )
     try:
-        for topic in ("battery", "inverter", "meter"):
+        for topic in ("battery", "inverter", "meter", "pv"):
             probe.wait_for(f"bess/demo/{topic}/status", lambda m: m.payload == b"online", 20)
         probe.wait_for("bess/demo/controller/state", lambda m: m.json()["state"] == "stopped", 20)
         probe.wait_for("bess/demo/bridge/status", lambda m: m.payload == b"online", 5)
         probe.wait_for("bess/demo/battery/802/SoC", lambda m: m.json() is not None, 5)
+        # The demo has solar: the sun is up at the simulated 10:00 start.
+        probe.wait_for("bess/demo/pv/701/W", lambda m: (m.json() or 0) > 1000, 10)
 
         # The demo's 2030.5 device (certificate made by the demo) reaches the bridge over TLS.
         pki = load_or_make_pki(site.parent / "pki", DEMO_DEVICE)

@@ -41,9 +41,13 @@ def addr(point: str) -> int:
 SOC_ADDR = addr("SoC")
 
 
-def with_sim(broker: Broker, body: Callable[[SiteSimulator], Awaitable[None]]) -> None:
+def with_sim(
+    broker: Broker,
+    body: Callable[[SiteSimulator], Awaitable[None]],
+    devices: list[dict[str, Any]] = DEVICES,
+) -> None:
     async def main() -> None:
-        sim = SiteSimulator({"time_scale": 10, "step_s": 0.02, "devices": DEVICES}, site="t")
+        sim = SiteSimulator({"time_scale": 10, "step_s": 0.02, "devices": devices}, site="t")
         await sim.start()
         client = MqttClient(
             BrokerSettings(host=broker.host, port=broker.port), "sim-t", will=Will(T.sim_status)

@@ -1,0 +1,285 @@
+"""The backtest engine: a mode and the setpoint pipeline against the simulator's physics.
+
+Every simulated step does what the controller does every tick: build a `SiteView` from the
+site's readings, ask the mode (`edge.controller.modes`), pass its wish through the pipeline
+(`edge.controller.pipeline.apply`), and write the result into the inverter's 704 `WSet`, as
+the controller's setpoint write would. The limits in force come from the controller's own
+`compute_limits`. The physics then advances one step without rendering registers, which is
+what makes a day at 1 s steps take seconds. The load and PV come from CSV series.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapters.simulator.config import SimDeviceConfig, SimulatorConfig
+from adapters.simulator.physics import BatteryPhysics, InverterPhysics, MeterPhysics, PvPhysics
+from adapters.simulator.physics.profiles import STC_W_M2
+from adapters.simulator.series import Series
+from adapters.simulator.site import SiteSimulator
+from edge.controller.config import ControllerSettings
+from edge.controller.limits import Limits, compute_limits
+from edge.controller.modes.base import Mode, ParamsSchema, SiteView, Want
+from edge.controller.modes.registry import mode_class
+from edge.controller.pipeline import BOUNDS, PipelineSettings, apply
+from edge.controller.schedule import Schedule
+
+METER, PV = "bt-meter", "bt-pv"
+
+
+class BacktestError(ValueError):
+    """A site that cannot be backtested; the message names the key and the reason."""
+
+
+@dataclass
+class Trace:
+    """What happened, one sample per step (end of the step), powers in W."""
+
+    step_s: float
+    t: list[float] = field(default_factory=list)  # seconds from the start
+    load: list[float] = field(default_factory=list)
+    pv: list[float] = field(default_factory=list)
+    grid: list[float] = field(default_factory=list)
+    battery: list[float] = field(default_factory=list)
+    soc: list[float] = field(default_factory=list)
+    bound_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(BOUNDS, 0.0))
+    mode_s: dict[str, float] = field(default_factory=dict)  # seconds per mode (per window)
+
+
+class ScheduledMode(Mode):
+    """The site's `[controller.schedule]` as one mode: the window in force at `site.now`
+    picks the mode, as the controller's schedule does (checked once a simulated minute, the
+    schedule's resolution). `label` names the window and mode in force."""
+
+    name = "schedule"
+    params_schema = ParamsSchema
+
+    def __init__(self, schedule: Schedule) -> None:
+        super().__init__({})
+        self.schedule = schedule
+        self.current: Mode | None = None
+        self.label = "none"
+        self._minute: int | None = None
+
+    def step(self, site: SiteView) -> Want:
+        minute = int(site.now // 60)
+        if minute != self._minute:
+            self._minute = minute
+            entry = self.schedule.active(site.now)
+            if entry is None:
+                self.current, self.label = None, "none"
+            elif self.current is None or (entry.mode, entry.params) != (
+                self.current.name,
+                self.current.params,
+            ):
+                self.current = mode_class(entry.mode)(entry.params)
+            if entry is not None:
+                self.label = f"{entry.window}:{entry.mode}"
+        if self.current is None:
+            return Want(0.0, "no schedule window, hold")
+        return self.current.step(site)
+
+
+def _pick(sim_cfg: SimulatorConfig, kind: str, name: str) -> SimDeviceConfig:
+    """The `[simulator]` device the controller names, else the first of its kind."""
+    of_kind = [d for d in sim_cfg.devices if d.kind == kind]
+    for d in of_kind:
+        if d.name == name:
+            return d
+    if not of_kind:
+        raise BacktestError(f"simulator.devices: the backtest needs a {kind} device")
+    return of_kind[0]
+
+
+class Backtest:
+    """One run: site physics from the site file, load and PV from series, one mode."""
+
+    def __init__(
+        self,
+        sim_cfg: SimulatorConfig,
+        settings: ControllerSettings,
+        mode: Mode,
+        load: Series,
+        pv: Series | None = None,
+        step_s: float = 1.0,
+    ) -> None:
+        bat = dataclasses.replace(
+            _pick(sim_cfg, "battery", settings.battery), port=0, connect_delay_s=0.0
+        )
+        inv = dataclasses.replace(_pick(sim_cfg, "inverter", settings.inverter), port=0)
+        if inv.profile != "sunspec":
+            raise BacktestError(
+                f"simulator.devices.{inv.name}.profile: the backtest drives a sunspec (704)"
+                f" inverter, not {inv.profile}"
+            )
+        inv = dataclasses.replace(inv, battery=bat.name)
+        devices = [bat, inv, SimDeviceConfig(name=METER, kind="meter", load_w=0.0)]
+        if pv is not None:
+            rating = max(max(pv.values), 1.0)
+            devices.append(SimDeviceConfig(name=PV, kind="pv", rating_w=rating))
+        self.sim = SiteSimulator(SimulatorConfig(devices=devices, seed=sim_cfg.seed))
+        self.mode = mode
+        self.settings = settings
+        self.pipeline = PipelineSettings.of(settings)
+        self.step_s = step_s
+        self.t0 = load.start
+        self.battery = self._physics(bat.name, BatteryPhysics)
+        self.inverter = self._physics(inv.name, InverterPhysics)
+        self.meter = self._physics(METER, MeterPhysics)
+        self.pv = self._physics(PV, PvPhysics) if pv is not None else None
+        # The site's load and sun are the series, read at simulated time after the start.
+        self.meter.load.base = _shifted(load.at, self.t0)
+        if pv is not None and self.pv is not None:
+            scale = STC_W_M2 / self.pv.cfg.rating_w
+            at = pv.at
+            t0 = self.t0
+            self.pv.irradiance.sky = lambda tt: at(t0 + tt) * scale
+            self.pv.power_w = self.pv.output()
+        self.meter.refresh()
+        # Energise as the controller's start sequence would, then take power commands in W.
+        self.sim.set_value(bat.name, 802, "SetOp", 1)
+        self.sim.set_value(inv.name, 704, "WSetMod", 1)
+        self.sim.set_value(inv.name, 704, "WSet", 0)
+        self.sim.set_value(inv.name, 704, "WSetEna", 1)
+        self.inv_name = inv.name
+        self.rating_w = settings.inverter_rating_w or self.inverter.wmax()
+        self._limits: dict[tuple[float, float], Limits] = {}
+
+    def _physics(self, name: str, cls: type[Any]) -> Any:
+        ph = self.sim.device(name).physics
+        assert isinstance(ph, cls)
+        return ph
+
+    def view(self, now: float, setpoint_w: float) -> SiteView:
+        """What the controller would see now: SoC, powers, meter, the limits in force."""
+        bat = self.battery
+        key = bat.limits_w()
+        limits = self._limits.get(key)
+        if limits is None:  # the limits only move in the taper zones: remember them
+            limits = self._limits[key] = self._compute_limits(*key)
+        return SiteView(
+            now=now,
+            soc=bat.soc,
+            battery_w=self.inverter.power_w,
+            grid_w=self.meter.grid_w,
+            pv_w=self.pv.power_w if self.pv is not None else None,
+            meter_fresh=True,
+            charge_limit_w=limits.charge_w,
+            discharge_limit_w=limits.discharge_w,
+            capacity_wh=bat.cfg.capacity_wh,
+            setpoint_w=setpoint_w,
+        )
+
+    def _compute_limits(self, cha_w: float, dis_w: float) -> Limits:
+        """The controller's own limit arithmetic over the battery's 802 limits."""
+        s, v = self.settings, self.battery.cfg.voltage
+        if len(self._limits) > 100_000:
+            self._limits.clear()
+        return compute_limits(
+            battery_v=v,
+            a_cha_max=cha_w / v,
+            a_discha_max=dis_w / v,
+            w_cha_rte_max=cha_w,
+            w_discha_rte_max=dis_w,
+            inverter_charge_w=self.rating_w,
+            inverter_discharge_w=self.rating_w,
+            configured_charge_w=s.max_charge_w,
+            configured_discharge_w=s.max_discharge_w,
+        )
+
+    def run(self, seconds: float, progress: Callable[[float], None] | None = None) -> Trace:
+        """Step through `seconds` of simulated time; returns the trace."""
+        trace = Trace(self.step_s)
+        dt, steps = self.step_s, round(seconds / self.step_s)
+        bound_s, mode_s = trace.bound_s, trace.mode_s
+        setpoint = written = 0.0
+        sim, mode, pipeline = self.sim, self.mode, self.pipeline
+        inv, bat, meter, pv = self.inverter, self.battery, self.meter, self.pv
+        trace.t.append(0.0)
+        self._sample(trace)
+        for k in range(steps):
+            view = self.view(self.t0 + k * dt, setpoint)
+            want = mode.step(view)
+            applied = apply(want.power_w, view, pipeline, setpoint, dt)
+            setpoint = applied.power_w
+            bound_s[applied.bound_by] = bound_s.get(applied.bound_by, 0.0) + dt
+            label = getattr(mode, "label", mode.name)
+            mode_s[label] = mode_s.get(label, 0.0) + dt
+            if setpoint != written:  # the controller writes a changed setpoint
+                sim.set_value(self.inv_name, 704, "WSet", round(setpoint))
+                written = setpoint
+            sim.advance(dt, publish=False)
+            trace.t.append((k + 1) * dt)
+            trace.load.append(meter.load_w)
+            trace.pv.append(pv.power_w if pv is not None else 0.0)
+            trace.grid.append(meter.grid_w)
+            trace.battery.append(inv.power_w)
+            trace.soc.append(bat.soc)
+            if progress is not None and k % 3600 == 0:
+                progress((k + 1) * dt)
+        return trace
+
+    def _sample(self, trace: Trace) -> None:
+        trace.load.append(self.meter.load_w)
+        trace.pv.append(self.pv.power_w if self.pv is not None else 0.0)
+        trace.grid.append(self.meter.grid_w)
+        trace.battery.append(self.inverter.power_w)
+        trace.soc.append(self.battery.soc)
+
+
+def _shifted(at: Callable[[float], float], t0: float) -> Callable[[float], float]:
+    return lambda tt: at(t0 + tt)
+
+
+def kpis(trace: Trace, capacity_wh: float) -> dict[str, Any]:
+    """The figures an engineer compares runs by. Energy in Wh, power in W, SoC in %.
+
+    Samples 1.. are the ends of the steps (sample 0 is the start). Self-consumption is the
+    share of PV energy used on site (load or battery): 1 - min(export, PV) / PV.
+    """
+    h = trace.step_s / 3600.0
+    load, pv, grid, bat = trace.load[1:], trace.pv[1:], trace.grid[1:], trace.battery[1:]
+    net = [a - b for a, b in zip(load, pv, strict=True)]
+    pv_wh = sum(pv) * h
+
+    def imp(xs: list[float]) -> float:
+        return sum(x for x in xs if x > 0) * h
+
+    def exp(xs: list[float]) -> float:
+        return -sum(x for x in xs if x < 0) * h
+
+    def self_use(export_wh: float) -> float | None:
+        return None if pv_wh <= 0 else round(1.0 - min(export_wh, pv_wh) / pv_wh, 4)
+
+    charged, discharged = exp(bat), imp(bat)
+    return {
+        "peak_import_before_w": round(max([0.0, *net]), 1),
+        "peak_import_after_w": round(max([0.0, *grid]), 1),
+        "import_wh_before": round(imp(net), 1),
+        "import_wh_after": round(imp(grid), 1),
+        "export_wh_before": round(exp(net), 1),
+        "export_wh_after": round(exp(grid), 1),
+        "energy_charged_wh": round(charged, 1),
+        "energy_discharged_wh": round(discharged, 1),
+        "equivalent_cycles": round((charged + discharged) / 2.0 / capacity_wh, 4),
+        "pv_wh": round(pv_wh, 1),
+        "self_consumption_before": self_use(exp(net)),
+        "self_consumption_after": self_use(exp(grid)),
+        "soc_start": round(trace.soc[0], 3),
+        "soc_end": round(trace.soc[-1], 3),
+        "soc_min": round(min(trace.soc), 3),
+        "soc_max": round(max(trace.soc), 3),
+        "bound_s": {k: round(v, 3) for k, v in trace.bound_s.items()},
+        "mode_s": {k: round(v, 3) for k, v in trace.mode_s.items()},
+    }
+
+
+def timed_run(bt: Backtest, seconds: float) -> tuple[Trace, float]:
+    """(trace, wall seconds) of one run."""
+    t = time.perf_counter()
+    trace = bt.run(seconds)
+    return trace, time.perf_counter() - t
