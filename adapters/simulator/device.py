@@ -27,7 +27,6 @@ from adapters.simulator.injection import (
     parse_int,
 )
 from adapters.simulator.physics import (
-    RES125_FAULT_POINTS,
     BatteryPhysics,
     InverterPhysics,
     MeterPhysics,
@@ -35,6 +34,7 @@ from adapters.simulator.physics import (
     PvPhysics,
 )
 from adapters.simulator.registers import Image, PointValue, UnknownPoint
+from edge.families import families
 
 __all__ = ["ACTIONS", "InjectError", "SimulatedDevice"]
 
@@ -56,9 +56,7 @@ ACTIONS = (
     "cloud",
 )
 INVERTER_FAULT_POINTS: dict[str, dict[str, int | str]] = {
-    "sunspec": {"Alrm": 701, "St": 701, "InvSt": 701},
-    "legacy": {"Evt1": 103, "St": 103},
-    "res125": {n: "res125" for n in RES125_FAULT_POINTS},
+    f.sim_profile: dict(f.fault_points) for f in families().values()
 }
 
 

@@ -29,6 +29,7 @@ from adapters.simulator.physics import (
     PvPhysics,
 )
 from adapters.simulator.registers import PointMapImage, PointValue, SunSpecImage
+from edge.families import by_sim_profile
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,9 @@ class SiteSimulator:
             self.devices[c.name] = SimulatedDevice(c, img, bp, host)
         for c in (c for c in cfgs if c.kind == "inverter"):
             bat = self._pick(c.battery, batteries)
-            if c.profile == "res125":
-                pimg = PointMapImage("res125", load_pointmap(builtin_path("res125"), "res125"))
+            pmap = by_sim_profile(c.profile).pointmap
+            if pmap is not None:
+                pimg = PointMapImage(pmap, load_pointmap(builtin_path(pmap), pmap))
                 ip = InverterPhysics(c, pimg, bat, self.config.time_scale)
                 self.devices[c.name] = SimulatedDevice(c, pimg, ip, host)
             else:

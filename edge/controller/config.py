@@ -16,9 +16,10 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from edge.controller.errors import Refused
 from edge.controller.schedule import Schedule, parse_schedule
+from edge.families import names as family_names
 from edge.mqtt.topics import NAME_RE, RESERVED_NAMES
 
-PROFILES = ("sunspec_704", "sunspec_123", "rhombus_res125")
+PROFILES = family_names()
 COMMAND_MODES = ("POWER", "CURRENT")
 
 
