@@ -11,7 +11,6 @@ what makes a day at 1 s steps take seconds. The load and PV come from CSV series
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +28,7 @@ from edge.controller.pipeline import BOUNDS, PipelineSettings, apply
 from edge.controller.schedule import Schedule
 
 METER, PV = "bt-meter", "bt-pv"
+DEMAND_S = 900.0  # demand interval of the peak_demand KPIs
 
 
 class BacktestError(ValueError):
@@ -191,14 +191,13 @@ class Backtest:
             configured_discharge_w=s.max_discharge_w,
         )
 
-    def run(self, seconds: float, progress: Callable[[float], None] | None = None) -> Trace:
+    def run(self, seconds: float) -> Trace:
         """Step through `seconds` of simulated time; returns the trace."""
         trace = Trace(self.step_s)
         dt, steps = self.step_s, round(seconds / self.step_s)
         bound_s, mode_s = trace.bound_s, trace.mode_s
         setpoint = written = 0.0
         sim, mode, pipeline = self.sim, self.mode, self.pipeline
-        inv, bat, meter, pv = self.inverter, self.battery, self.meter, self.pv
         trace.t.append(0.0)
         self._sample(trace)
         for k in range(steps):
@@ -214,16 +213,11 @@ class Backtest:
                 written = setpoint
             sim.advance(dt, publish=False)
             trace.t.append((k + 1) * dt)
-            trace.load.append(meter.load_w)
-            trace.pv.append(pv.power_w if pv is not None else 0.0)
-            trace.grid.append(meter.grid_w)
-            trace.battery.append(inv.power_w)
-            trace.soc.append(bat.soc)
-            if progress is not None and k % 3600 == 0:
-                progress((k + 1) * dt)
+            self._sample(trace)
         return trace
 
     def _sample(self, trace: Trace) -> None:
+        """Record the site as it is now (after a step)."""
         trace.load.append(self.meter.load_w)
         trace.pv.append(self.pv.power_w if self.pv is not None else 0.0)
         trace.grid.append(self.meter.grid_w)
@@ -239,7 +233,8 @@ def kpis(trace: Trace, capacity_wh: float) -> dict[str, Any]:
     """The figures an engineer compares runs by. Energy in Wh, power in W, SoC in %.
 
     Samples 1.. are the ends of the steps (sample 0 is the start). Self-consumption is the
-    share of PV energy used on site (load or battery): 1 - min(export, PV) / PV.
+    share of PV energy used on site (load or battery): 1 - min(export, PV) / PV. Peak demand
+    is the highest 15-minute mean of the grid exchange (import positive).
     """
     h = trace.step_s / 3600.0
     load, pv, grid, bat = trace.load[1:], trace.pv[1:], trace.grid[1:], trace.battery[1:]
@@ -259,6 +254,8 @@ def kpis(trace: Trace, capacity_wh: float) -> dict[str, Any]:
     return {
         "peak_import_before_w": round(max([0.0, *net]), 1),
         "peak_import_after_w": round(max([0.0, *grid]), 1),
+        "peak_demand_15min_before_w": round(_peak_demand(net, trace.step_s), 1),
+        "peak_demand_15min_after_w": round(_peak_demand(grid, trace.step_s), 1),
         "import_wh_before": round(imp(net), 1),
         "import_wh_after": round(imp(grid), 1),
         "export_wh_before": round(exp(net), 1),
@@ -278,8 +275,12 @@ def kpis(trace: Trace, capacity_wh: float) -> dict[str, Any]:
     }
 
 
-def timed_run(bt: Backtest, seconds: float) -> tuple[Trace, float]:
-    """(trace, wall seconds) of one run."""
-    t = time.perf_counter()
-    trace = bt.run(seconds)
-    return trace, time.perf_counter() - t
+def _peak_demand(xs: list[float], step_s: float, interval_s: float = DEMAND_S) -> float:
+    """The highest mean import over fixed intervals from the start (how demand is billed);
+    a last, partial interval counts over its own length."""
+    n = max(1, round(interval_s / step_s))
+    best = 0.0
+    for i in range(0, len(xs), n):
+        block = xs[i : i + n]
+        best = max(best, sum(block) / len(block))
+    return best

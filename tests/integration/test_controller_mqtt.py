@@ -133,7 +133,19 @@ def test_commands_state_events_and_status(broker: Broker, probe_factory: Any) ->
             )
             assert m.retain is False  # live delivery; retained flag checked by a late subscriber
             state = m.json()
-            assert set(state) == {"state", "setpoint", "limits", "soc", "faults", "reason", "ts"}
+            assert set(state) == {
+                "state",
+                "setpoint",
+                "limits",
+                "soc",
+                "faults",
+                "reason",
+                "mode",
+                "why",
+                "ts",
+            }
+            assert state["mode"]["name"] == "manual" and state["mode"]["source"] == "command"
+            assert state["why"].startswith("manual: charge ")
             assert state["limits"] == {
                 "charge_w": 50000,
                 "discharge_w": 50000,

@@ -205,6 +205,7 @@ def test_the_unmutated_demo_site_loads(tmp_path: Path) -> None:
         "battery",
         "inverter",
         "meter",
+        "pv",
     ]
 
 

@@ -319,3 +319,29 @@ def test_schedule_picks_the_mode_by_the_window_in_force(
     secs = csv(tmp_path, "secs.csv", "time,w\n0,60000\n43200,60000\n")
     assert backtest(tmp_path, "--mode", "schedule", "--load", str(secs), site=site) == 2
     assert "needs ISO timestamps" in capsys.readouterr().err
+
+
+def test_kpis_of_a_trace_computed_by_hand() -> None:
+    """15 min at 10 kW import, then 15 min at 40 kW with a one-second 100 kW spike, while the
+    battery discharges 10 kW in the first half and PV gives 5 kW throughout."""
+    from adapters.simulator.backtest_engine import Trace
+
+    tr = Trace(step_s=1.0)
+    tr.t = [float(i) for i in range(1801)]
+    grid = [10_000.0] * 900 + [40_000.0] * 899 + [100_000.0]
+    bat = [10_000.0] * 900 + [0.0] * 900
+    pv = [5_000.0] * 1800
+    load = [g + p + b for g, p, b in zip(grid, pv, bat, strict=True)]
+    tr.grid, tr.battery, tr.pv, tr.load = [0.0, *grid], [0.0, *bat], [0.0, *pv], [0.0, *load]
+    tr.soc = [50.0] * 1801
+    k = kpis(tr, 100_000)
+    assert k["peak_import_after_w"] == 100_000
+    assert k["peak_demand_15min_after_w"] == pytest.approx((899 * 40_000 + 100_000) / 900, abs=0.1)
+    assert k["peak_demand_15min_before_w"] == pytest.approx((899 * 40_000 + 100_000) / 900, abs=0.1)
+    assert k["peak_import_before_w"] == 100_000
+    import_wh = (20_000 * 900 + 899 * 40_000 + 100_000) / 3600  # load - PV = grid + battery
+    assert k["import_wh_before"] == pytest.approx(import_wh, abs=0.1)
+    assert k["energy_discharged_wh"] == pytest.approx(2_500)
+    assert k["equivalent_cycles"] == pytest.approx(2_500 / 2 / 100_000, abs=1e-4)
+    assert k["pv_wh"] == pytest.approx(2_500)
+    assert k["self_consumption_after"] == 1.0

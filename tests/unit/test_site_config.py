@@ -51,7 +51,7 @@ def test_cli_exits_non_zero_on_bad_config(
 def test_rendered_demo_site_is_valid(tmp_path: Path) -> None:
     site_file = render_demo_site(tmp_path)
     site = load_site(site_file)
-    assert [d.name for d in site.devices] == ["battery", "inverter", "meter"]
+    assert [d.name for d in site.devices] == ["battery", "inverter", "meter", "pv"]
     assert site.controller is not None and site.simulator is not None
     assert main(["check-config", "-c", str(site_file)]) == 0
 
@@ -62,7 +62,7 @@ def test_demo_without_openssl_drops_only_the_bridge(
     monkeypatch.setattr("edge.demo.openssl_available", lambda: False)
     site = load_site(render_demo_site(tmp_path))
     assert site.bridge is None
-    assert site.controller is not None and len(site.devices) == 3
+    assert site.controller is not None and len(site.devices) == 4
 
 
 def test_soc_monitor_must_outlast_the_battery_refresh() -> None:
