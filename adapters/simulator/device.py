@@ -22,6 +22,7 @@ from adapters.simulator.config import SimDeviceConfig
 from adapters.simulator.injection import (
     InjectError,
     inject_cloud,
+    inject_grid,
     inject_load,
     parse_bool,
     parse_int,
@@ -54,6 +55,7 @@ ACTIONS = (
     "get",
     "load",
     "cloud",
+    "grid",
 )
 INVERTER_FAULT_POINTS: dict[str, dict[str, int | str]] = {
     f.sim_profile: dict(f.fault_points) for f in families().values()
@@ -338,6 +340,11 @@ class SimulatedDevice:
             self.publish()
         elif action == "cloud":
             result.update(inject_cloud(ph, self.name, body))
+            self.publish()
+        elif action == "grid":
+            if not isinstance(ph, MeterPhysics):
+                raise InjectError("invalid_payload", f"device {self.name}: grid needs a meter")
+            result.update(inject_grid(ph.grid, body))
             self.publish()
         else:
             raise InjectError("unknown_command", f"action: must be one of {', '.join(ACTIONS)}")

@@ -13,6 +13,7 @@ from adapters.simulator.physics.battery import BatteryPhysics
 from adapters.simulator.physics.common import EnergyCounter, set_common
 from adapters.simulator.physics.families import physics_class
 from adapters.simulator.physics.families.rhombus_res125 import RES125_FAULT_POINTS
+from adapters.simulator.physics.grid import Grid
 from adapters.simulator.registers import Image, SunSpecImage
 from edge.families import families
 
@@ -40,9 +41,12 @@ class InverterPhysics:
             battery.inverters.append(self)
         self.profile = cfg.profile
         self.power_w = 0.0
+        self.base_w = 0.0  # the ramped setpoint, before the inverter's own grid support
         self.target_w = 0.0
         self.fault_forced: dict[str, int] = {}
         self.energy = EnergyCounter()
+        self.grid = Grid()  # replaced by the site's grid (SiteSimulator); V and Hz it sees
+        self.var = 0.0  # reactive power delivered (VAr, + injected)
         self.family = physics_class(cfg.profile)(self)
         if isinstance(img, SunSpecImage):
             set_common(img, cfg, f"sim-inverter-{cfg.profile}")
@@ -82,24 +86,28 @@ class InverterPhysics:
         self.family.tick(dt)
         energised = self.is_on() and (self.battery is None or self.battery.connected)
         if not energised:
-            self.target_w = 0.0
+            self.target_w = self.base_w = self.var = 0.0
             self.power_w = 0.0  # contactor open or inverter off: no ramp down
         else:
             wmax = self.wmax()
             cha, dis = self.limits_w(wmax)
             self.target_w = max(-cha, min(dis, self.requested_w(wmax)))
             # Limits bind at once (a BMS does not wait for a ramp); setpoint changes ramp.
-            self.power_w = max(-cha, min(dis, self.power_w))
-            delta = self.target_w - self.power_w
+            self.base_w = max(-cha, min(dis, self.base_w))
+            delta = self.target_w - self.base_w
             maxstep = self.cfg.ramp_w_per_s * dt
-            self.power_w += max(-maxstep, min(maxstep, delta))
+            self.base_w += max(-maxstep, min(maxstep, delta))
+            # Grid support (droop, volt-watt) responds at its own speed, not at the ramp.
+            grid = self.family.grid_delta(self.base_w, wmax, dt)
+            self.power_w = max(-cha, min(dis, self.base_w + grid))
+            self.var = max(-wmax, min(wmax, self.family.reactive(self.power_w, wmax, dt)))
         if self.battery is not None:
             self.battery.power_w = self.power_w
         self.energy.add(self.power_w, dt)
 
     def trip(self) -> None:
         """Stop at once (contactor opened, fault): no ramp down."""
-        self.power_w = 0.0
+        self.power_w = self.base_w = self.var = 0.0
         self.target_w = 0.0
         if self.battery is not None:
             self.battery.power_w = 0.0

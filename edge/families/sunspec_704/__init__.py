@@ -9,7 +9,7 @@ FAMILY = Family(
     sim_profile="sunspec",
     description="802 battery + 701/702/704 inverter (with 705/706/711)",
     profile="edge.families.sunspec_704.profile:SunSpec704Profile",
-    models=(1, 701, 702, 704),
+    models=(1, 701, 702, 704, 705, 706, 711),
     fault_points={"Alrm": 701, "St": 701, "InvSt": 701},
     native_grid=frozenset({"volt_var", "volt_watt", "freq_watt", "pf"}),
 )

@@ -24,6 +24,8 @@ class FamilyPhysics:
     """Base class: one instance per simulated inverter, holding the family's own state."""
 
     sim_profile: ClassVar[str]
+    # Counts for models with repeating groups (705 curves, 711 controls), by model id.
+    MODEL_DATA: ClassVar[dict[int, dict[str, int]]] = {}
 
     def __init__(self, inv: InverterPhysics) -> None:
         self.inv = inv
@@ -58,6 +60,14 @@ class FamilyPhysics:
 
     def tick(self, dt: float) -> None:
         """Family-specific state that runs in simulated time (a heartbeat countdown)."""
+
+    def grid_delta(self, base_w: float, wmax: float, dt: float) -> float:
+        """What the inverter's own grid support adds to the setpoint now (W); 0 without."""
+        return 0.0
+
+    def reactive(self, p_w: float, wmax: float, dt: float) -> float:
+        """Reactive power the inverter's own grid support delivers now (VAr)."""
+        return 0.0
 
     def publish(self, p: float) -> None:
         raise NotImplementedError

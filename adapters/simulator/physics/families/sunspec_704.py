@@ -14,18 +14,42 @@ from collections.abc import Callable
 
 from adapters.simulator.physics.common import phase_amps
 from adapters.simulator.physics.families.base import FamilyPhysics, Timer
+from adapters.simulator.physics.families.sunspec_704_grid import (
+    MODEL_DATA,
+    GridSupport,
+    init_grid_models,
+)
 from adapters.simulator.physics.inverter_registers import init_sunspec
 from adapters.simulator.registers import SunSpecImage
 
 
 class SunSpec704Physics(FamilyPhysics):
     sim_profile = "sunspec"
+    MODEL_DATA = MODEL_DATA
 
     def init_registers(self) -> None:
         self.wset_timer = Timer()
         self.wmaxlim_timer = Timer()
+        self.support = GridSupport()
         assert isinstance(self.img, SunSpecImage)
         init_sunspec(self.img, self.inv.cfg.rating_w)
+        if self.img.has(711, "Ena"):
+            init_grid_models(self.img)
+
+    def _v_pct(self) -> float:
+        g = self.inv.grid
+        return g.v / g.nominal_v * 100.0
+
+    def grid_delta(self, base_w: float, wmax: float, dt: float) -> float:
+        if not self.img.has(711, "Ena"):
+            return 0.0
+        g = self.inv.grid
+        return self.support.delta(self.img, base_w, wmax, self._v_pct(), g.hz, g.nominal_hz, dt)
+
+    def reactive(self, p_w: float, wmax: float, dt: float) -> float:
+        if not self.img.has(705, "Ena"):
+            return 0.0
+        return self.support.reactive(self.img, p_w, wmax, self._v_pct(), dt)
 
     def on_write(self, names: set[str]) -> None:
         if names & {"WSetEna", "WSet", "WSetPct", "WSetMod", "WSetRvrtTms"}:
@@ -71,9 +95,13 @@ class SunSpec704Physics(FamilyPhysics):
     def publish(self, p: float) -> None:
         img, forced = self.img, self.inv.fault_forced
         img.set(701, "W", p)
-        img.set(701, "VA", abs(p))
-        img.set(701, "Var", 0)
-        img.set(701, "PF", 1.0)
+        q = self.inv.var
+        va = math.hypot(p, q)
+        img.set(701, "VA", va)
+        img.set(701, "Var", q)
+        img.set(701, "PF", abs(p) / va if va > 1.0 else 1.0)
+        img.set(701, "Hz", self.inv.grid.hz)
+        img.set(701, "LNV", self.inv.grid.v)
         img.set(701, "A", phase_amps(p))
         # An injected fault changes only the injected register (and stops power), so a
         # test of one detection path cannot pass through another one.
