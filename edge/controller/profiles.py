@@ -192,6 +192,20 @@ class Profile:
         """What the restart report shows about the inverter; empty when it looks off."""
         return {}
 
+    # -- grid support: families whose inverter runs it natively override these ----------
+    native_grid: frozenset[str] = frozenset()
+
+    async def write_grid(self, g: Any, name: str) -> None:
+        """Write grid function `name` of settings `g` to the inverter (confirmed)."""
+        raise Unsupported(f"{name}: profile {self.name} does not run it in the inverter")
+
+    def grid_capacity_problem(self, g: Any, name: str) -> str | None:
+        return None
+
+    def grid_differences(self, g: Any) -> list[str]:
+        """Native functions whose curve on the inverter differs from `g` (the site file)."""
+        return []
+
     # -- heartbeat (B7): profiles with a watchdog override these ---------------------------
     def heartbeat_needs_reset(self) -> bool:
         return False

@@ -8,6 +8,7 @@ from typing import Any
 from edge.controller.faults import ALRM_701_BITS, Fault, as_int, bit_names
 from edge.controller.limits import to_device
 from edge.controller.profiles import Profile
+from edge.families.sunspec_704 import grid
 
 
 class SunSpec704Profile(Profile):
@@ -15,6 +16,25 @@ class SunSpec704Profile(Profile):
 
     name = "sunspec_704"
     inverter_model = "704"
+    native_grid = frozenset({"volt_var", "volt_watt", "freq_watt", "pf"})
+
+    async def _write_tol(self, model: str, point: str, value: Any, tol: float) -> None:
+        await self.write(self.inv, model, point, value, tol=tol)
+
+    def _read(self, model: str, point: str) -> float | None:
+        return self.t.number(self.inv, model, point)
+
+    async def write_grid(self, g: Any, name: str) -> None:
+        await grid.write_function(g, name, self._write_tol)
+
+    def grid_capacity_problem(self, g: Any, name: str) -> str | None:
+        return grid.capacity_problem(g, name, self._read)
+
+    def grid_differences(self, g: Any) -> list[str]:
+        return grid.differences(g, self.native_grid, self._read)
+
+    def restart_report(self) -> dict[str, Any]:
+        return {**super().restart_report(), "grid_differs": self.grid_differences(self.s.grid)}
 
     async def enable_power_mode(self) -> None:
         m = self.inverter_model
