@@ -9,6 +9,8 @@ it between the mode and the setpoint pipeline (edge.controller.grid.stage).
 
 from __future__ import annotations
 
+import statistics
+from collections import deque
 from dataclasses import replace
 from typing import Any
 
@@ -36,6 +38,7 @@ class GridControl(ControllerContext):
         self.grid_state = GridState()
         self.grid_out = None
         self._hz_seen = None
+        self._gaps: deque[float] = deque(maxlen=9)
         self.meter_poll_s = None
 
     # -- where each function runs ----------------------------------------------------------
@@ -89,10 +92,8 @@ class GridControl(ControllerContext):
         if sample is None or sample.at == self._hz_seen:
             return
         if self._hz_seen is not None:
-            gap = sample.at - self._hz_seen
-            self.meter_poll_s = (
-                gap if self.meter_poll_s is None else 0.8 * self.meter_poll_s + 0.2 * gap
-            )
+            self._gaps.append(sample.at - self._hz_seen)
+            self.meter_poll_s = statistics.median(self._gaps)  # one late poll does not count
         self._hz_seen = sample.at
 
     # -- state and command -----------------------------------------------------------------
@@ -111,7 +112,8 @@ class GridControl(ControllerContext):
             raise Refused("invalid_payload", "params: expected an object")
         new = self.grid.with_function(name, params)
         problem = self.p.grid_capacity_problem(new, name)
-        if problem and name in self.p.native_grid and self.t.get(self.s.inverter, *ENA_POINT[name]):
+        served = self.t.get(self.s.inverter, *ENA_POINT.get(name, ("", ""))) is not None
+        if problem and name in self.p.native_grid and served:
             raise Refused("out_of_range", problem)
         old, self.grid = self.grid, new
         if name in self.grid_native():
