@@ -85,16 +85,17 @@ class GridControl(ControllerContext):
         self.grid_state = self.grid_state.settle(applied_w, pv_w)
 
     def _track_meter_poll(self) -> None:
-        """The meter's poll period, from the arrival times of its frequency readings."""
+        """The meter's poll period, from its adapter's poll times (`{meter}/ts`); values are
+        published on change, so their arrival says nothing about the poll period."""
         if self.s.meter is None:
             return
-        sample = self.t.sample(self.s.meter, "203", "Hz")
-        if sample is None or sample.at == self._hz_seen:
+        ts = self.t.number(self.s.meter, "", "ts")
+        if ts is None or ts == self._hz_seen:
             return
-        if self._hz_seen is not None:
-            self._gaps.append(sample.at - self._hz_seen)
+        if self._hz_seen is not None and ts > self._hz_seen:
+            self._gaps.append(ts - self._hz_seen)
             self.meter_poll_s = statistics.median(self._gaps)  # one late poll does not count
-        self._hz_seen = sample.at
+        self._hz_seen = ts
 
     # -- state and command -----------------------------------------------------------------
     def grid_report(self) -> dict[str, Any]:

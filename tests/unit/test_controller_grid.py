@@ -14,6 +14,7 @@ NATIVE_704 = {("711", "Ena"): 0, ("705", "Ena"): 0, ("706", "Ena"): 0, ("704", "
 
 
 def meter(rig: Rig, w: float = 30000.0, hz: float = 60.0, v: float = 277.0) -> None:
+    rig.feed("meter", "", "ts", 1.7e9 + rig.clock.now)  # the adapter's poll time
     rig.feed("meter", "203", "W", w)
     rig.feed("meter", "203", "Hz", hz)
     rig.feed("meter", "203", "PhVphA", v)
