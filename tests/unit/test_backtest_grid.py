@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (command lines read better on one line)
 """`bess-edge backtest --grid grid.csv`: grid support over recorded V and Hz, its energy
 and response, checked against arithmetic done here; and the refusals of a bad grid file."""
 
@@ -60,7 +59,7 @@ def test_command_reports_grid_kpis_and_refuses_bad_rows(
 
 
 def test_grid_file_refusals(tmp_path: Path) -> None:
-    with pytest.raises(SeriesError, match="g.csv:2: expected 3 columns"):
+    with pytest.raises(SeriesError, match=r"g\.csv:2: expected 3 columns"):
         read_grid(csv(tmp_path, "g.csv", "0,277,60\n1,277\n"))
     with pytest.raises(SeriesError, match="not after the row before"):
         read_grid(csv(tmp_path, "g.csv", "0,277,60\n0,277,60\n"))

@@ -1,4 +1,3 @@
-
 """Grid support in the controller: controller-side from the meter (123 profile), native
 writes confirmed by read-back (704 profile), cmd/grid, the state topic's grid object."""
 
