@@ -125,6 +125,12 @@ class ControllerContext:
     def grid_runs_here(self) -> bool:
         raise NotImplementedError
 
+    def grid_var_due(self) -> bool:
+        raise NotImplementedError
+
+    async def _write_grid_var(self) -> None:
+        raise NotImplementedError
+
     def _not_allowed(self, command: str, *events: str, extra: str = "") -> Refused:
         raise NotImplementedError
 

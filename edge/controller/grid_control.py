@@ -32,6 +32,7 @@ class GridControl(ControllerContext):
     grid_out: GridOut | None
     _hz_seen: float | None
     meter_poll_s: float | None
+    var_written: float | None
 
     def _init_grid(self) -> None:
         self.grid = self.s.grid
@@ -40,6 +41,7 @@ class GridControl(ControllerContext):
         self._hz_seen = None
         self._gaps: deque[float] = deque(maxlen=9)
         self.meter_poll_s = None
+        self.var_written: float | None = None
 
     # -- where each function runs ----------------------------------------------------------
     def grid_native(self) -> frozenset[str]:
@@ -80,6 +82,31 @@ class GridControl(ControllerContext):
         self.grid_out = apply_grid(want, site, g, self.grid_state, self.s.control_tick_s)
         self.grid_state = self.grid_out.state
         return self.grid_out.want
+
+    def _var_wanted(self) -> float | None:
+        """Q the controller-side functions want written, None when none runs here."""
+        if not self.p.supports_var or self.grid_out is None:
+            return None
+        if "volt_var" not in self.grid_out.doing and "pf" not in self.grid_out.doing:
+            return None
+        return self.grid_out.var
+
+    def grid_var_due(self) -> bool:
+        want = self._var_wanted()
+        if want is None:
+            return False
+        return self.var_written is None or abs(want - self.var_written) > 0.005 * self._var_ref()
+
+    def _var_ref(self) -> float:
+        return max(self.limits.charge_w, self.limits.discharge_w, 1000.0)
+
+    async def _write_grid_var(self) -> None:
+        """With the setpoint: the controller-side Q (raises WriteFailed like the power)."""
+        want = self._var_wanted()
+        if want is None or not self.grid_var_due():
+            return
+        await self.p.write_var(want)
+        self.var_written = want
 
     def grid_settle(self, applied_w: float, pv_w: float | None) -> None:
         self.grid_state = self.grid_state.settle(applied_w, pv_w)

@@ -194,6 +194,11 @@ class Profile:
 
     # -- grid support: families whose inverter runs it natively override these ----------
     native_grid: frozenset[str] = frozenset()
+    supports_var = False  # the controller can command reactive power (controller-side Q)
+
+    async def write_var(self, var: float) -> None:
+        """Hold `var` VAr (+ injected); families with a reactive-power setpoint override."""
+        raise Unsupported(f"var: profile {self.name} takes no reactive-power setpoint")
 
     async def write_grid(self, g: Any, name: str) -> None:
         """Write grid function `name` of settings `g` to the inverter (confirmed)."""

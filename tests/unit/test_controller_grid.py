@@ -141,3 +141,20 @@ def test_cmd_grid_switches_a_function_and_refuses_bad_curves() -> None:
         assert r["ok"] and r["grid"]["functions"]["smoothing"]["where"] == "controller"
 
     run(main())
+
+
+def test_controller_side_volt_var_writes_q_to_a_123_inverter() -> None:
+    async def main() -> None:
+        grid = {"rating_w": 50000, "volt_var": {"enabled": True, "var_rating_var": 90000}}
+        rig = make_rig("sunspec_123", grid=grid)
+        meter(rig)
+        await rig.to_holding()
+        await rig.cmd("discharge", {"power_w": 5000})
+        meter(rig, v=277 * 1.05)  # 105 %: Q -22 % of 90 kvar = -19.8 kvar; WMax 90 kW
+        await rig.advance(2, soc=50)
+        assert rig.dev.of("VArWMaxPct", "123")[-1] == pytest.approx(-22.0)
+        assert rig.dev.of("VArPct_Ena", "123")[-1] == 1
+        rep = rig.ctl.grid_report()["functions"]["volt_var"]
+        assert rep["where"] == "controller" and "Q -19.8 kvar" in rep["doing"]
+
+    run(main())

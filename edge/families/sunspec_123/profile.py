@@ -19,6 +19,17 @@ class SunSpec123Profile(Profile):
 
     name = "sunspec_123"
     inverter_model = "124"
+    supports_var = True
+
+    async def write_var(self, var: float) -> None:
+        """123 `VArWMaxPct` (% of WMax, `VArPct_Mod` 1), enabled by `VArPct_Ena`."""
+        wmax = self._wmax()
+        if wmax is None or wmax <= 0:
+            raise WriteFailed(self.inv, "123", "VArWMaxPct", var, "WMax unknown")
+        pct = max(-100.0, min(100.0, math.trunc(var / wmax * 1000) / 10))
+        await self.write(self.inv, "123", "VArPct_Mod", 1)
+        await self.write(self.inv, "123", "VArWMaxPct", pct, tol=0.051)
+        await self.write(self.inv, "123", "VArPct_Ena", 1)
 
     def _wmax(self) -> float | None:
         return self.t.number(self.inv, "121", "WMax")

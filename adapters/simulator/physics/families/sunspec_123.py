@@ -9,6 +9,7 @@ Energy: 103 `WH` (discharge).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from adapters.simulator.physics.common import phase_amps
@@ -66,13 +67,22 @@ class SunSpec123Physics(FamilyPhysics):
         self.img.set(124, "InWRte", 0)
         self.img.set(124, "OutWRte", 0)
 
+    def reactive(self, p_w: float, wmax: float, dt: float) -> float:
+        """123 `VArPct_Ena` with `VArPct_Mod` 1: `VArWMaxPct` % of WMax, at once."""
+        img = self.img
+        if img.get(123, "VArPct_Ena") != 1 or img.get(123, "VArPct_Mod") != 1:
+            return 0.0
+        return float(img.get(123, "VArWMaxPct") or 0) / 100.0 * wmax
+
     def publish(self, p: float) -> None:
         img, bat = self.img, self.inv.battery
         v = bat.cfg.voltage if bat else 800.0
         img.set(103, "W", p)
-        img.set(103, "VA", abs(p))
-        img.set(103, "VAr", 0)
-        img.set(103, "PF", 1.0)
+        q = self.inv.var
+        va = math.hypot(p, q)
+        img.set(103, "VA", va)
+        img.set(103, "VAr", q)
+        img.set(103, "PF", abs(p) / va if va > 1.0 else 1.0)
         img.set(103, "A", phase_amps(p))
         img.set(103, "DCW", p)
         img.set(103, "DCV", v)
