@@ -107,3 +107,68 @@ def test_voltage_step_moves_q_along_the_volt_var_curve(broker: Broker, profile: 
             assert site.ctl.grid_report()["differs"] == []
 
     _run(main())
+
+
+@pytest.mark.parametrize("profile", ["sunspec_704", "sunspec_123"])
+def test_cloud_under_smoothing_keeps_the_poc_ramp_within_its_limit(
+    broker: Broker, profile: str
+) -> None:
+    """A cloud takes 48 kW of a 60 kW array in 4 s (12 kW/s); smoothing at 100 %/min of the
+    PV rating lets the point of connection (PV + battery) move 1 kW/s. Smoothing runs in
+    the controller for every family; the battery may lag the PV by the loop's response
+    time (meter and PV polled every 0.1 s, control tick 0.2 s), which the bound allows."""
+
+    async def main() -> None:
+        limit = 60_000 / 60  # W/s
+        ctl = {"grid": {"smoothing": {"enabled": True, "pv_rating_w": 60_000,
+                                      "ramp_pct_per_min": 100}}, "control_tick_s": 0.2}  # fmt: skip
+        pv = {"rating_w": 60_000, "irradiance_profile": [[0, 1000], [86_400, 1000]]}
+        async with ControllerSite(
+            broker, profile, controller=ctl, meter={"load_w": 80_000}, meter_poll_s=0.1, pv=pv
+        ) as site:
+            await started(site)
+            await site.cmd("mode", {"mode": "manual", "params": {"power_w": 0}})
+            await site.wait(lambda: site.ctl.t.number("pv", "701", "W") is not None, 5, "pv")
+            await asyncio.sleep(1.0)
+            rep = site.ctl.grid_report()["functions"]["smoothing"]
+            assert rep["where"] == "controller" and rep["enabled"]
+
+            def poc() -> float:
+                return float(site.value("pv", 701, "W")) + w_of(site)
+
+            series: list[tuple[float, float, float]] = []
+            t0 = time.monotonic()
+            depth = 0.0
+            while (now := time.monotonic() - t0) < 8.0:
+                if depth < 0.8 and now >= depth / 0.1 * 0.5:
+                    depth = round(depth + 0.1, 1)
+                    site.sim.inject("pv", "cloud", {"depth": depth, "duration_s": 600})
+                series.append((now, poc(), float(site.value("pv", 701, "W"))))
+                await asyncio.sleep(0.05)
+
+            def worst(col: int, window: float) -> float:
+                out = 0.0
+                for i, row in enumerate(series):
+                    k = next(
+                        (k for k in range(i, len(series)) if series[k][0] >= row[0] + window), None
+                    )
+                    if k is None:
+                        break
+                    out = max(out, abs(series[k][col] - row[col]))
+                return out
+
+            pv3, poc3, poc1 = worst(2, 3.0), worst(1, 3.0), worst(1, 1.0)
+            print(
+                profile,
+                f"over 3 s: PV moved {pv3:.0f} W, POC {poc3:.0f} W; POC over 1 s {poc1:.0f} W",
+            )
+            assert pv3 >= 30_000  # the cloud really is fast: 12 kW/s
+            # Each cloud increment is an instantaneous 6 kW step, which a controller-side loop
+            # can only answer once it has read it: one step in flight is allowed.
+            step_w = 6_000 + 1_500  # and a margin for a loaded machine
+            assert poc3 <= 3 * limit + step_w, (poc3, limit)
+            assert poc1 <= limit + step_w, (poc1, limit)
+            assert w_of(site) > 5_000  # the battery discharges to fill in for the PV
+            assert site.ctl.why.startswith("smoothing:")
+
+    _run(main())
