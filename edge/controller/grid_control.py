@@ -42,10 +42,17 @@ class GridControl(ControllerContext):
         self._gaps: deque[float] = deque(maxlen=9)
         self.meter_poll_s = None
         self.var_written: float | None = None
+        # Native functions written at the last start: until then the controller runs them
+        # (an inverter whose models appear later keeps the controller-side path until a start).
+        self._grid_written: set[str] = set()
 
     # -- where each function runs ----------------------------------------------------------
     def grid_native(self) -> frozenset[str]:
-        """Functions the inverter runs: the family can, and the inverter serves the model."""
+        """Functions the inverter runs: written to it (and confirmed) since the last start."""
+        return frozenset(n for n in self._can_native() if n in self._grid_written)
+
+    def _can_native(self) -> frozenset[str]:
+        """The family can, the inverter serves the model, and it holds the curve."""
         return frozenset(
             n
             for n in self.p.native_grid
@@ -66,10 +73,12 @@ class GridControl(ControllerContext):
 
     async def _write_native_grid(self, names: tuple[str, ...] = FUNCTIONS) -> None:
         """Write (enabled or not) every named function the inverter runs; raises WriteFailed."""
-        native = self.grid_native()
+        native = self._can_native()
         for n in names:
             if n in native:
+                self._grid_written.discard(n)
                 await self.p.write_grid(self.grid, n)
+                self._grid_written.add(n)
 
     # -- the control tick ------------------------------------------------------------------
     def grid_stage(self, want: Want, site: SiteView) -> Want:
@@ -146,7 +155,9 @@ class GridControl(ControllerContext):
         old, self.grid = self.grid, new
         if name in self.grid_native():
             try:
+                self._grid_written.discard(name)
                 await self.p.write_grid(new, name)
+                self._grid_written.add(name)
             except (WriteFailed, Unsupported) as exc:
                 self.grid = old
                 await self._restore_grid(name)
@@ -162,5 +173,6 @@ class GridControl(ControllerContext):
         """Put the function back as it was after a failed write (best effort, bounded)."""
         try:
             await self.p.write_grid(self.grid, name)
+            self._grid_written.add(name)
         except (WriteFailed, Unsupported):
             self._emit({"kind": "grid", "function": name, "error": "restore failed"})

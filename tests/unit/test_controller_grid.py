@@ -158,3 +158,20 @@ def test_controller_side_volt_var_writes_q_to_a_123_inverter() -> None:
         assert rep["where"] == "controller" and "Q -19.8 kvar" in rep["doing"]
 
     run(main())
+
+
+def test_models_seen_only_after_start_stay_controller_side_until_written() -> None:
+    async def main() -> None:
+        rig = make_rig("sunspec_704", grid=GRID)  # 711 not read yet at start
+        meter(rig)
+        await rig.to_holding()
+        assert not any(w.model == "711" for w in rig.dev.writes)
+        for (m, p), v in NATIVE_704.items():
+            rig.feed("inverter", m, p, v)
+        assert rig.ctl.grid_report()["functions"]["freq_watt"]["where"] == "controller"
+        await rig.cmd("charge", {"power_w": 10000})
+        meter(rig, hz=59.5)
+        await rig.advance(2, soc=50)
+        assert rig.ctl.why.startswith("freq_watt:")  # not left to an inverter never written
+
+    run(main())
