@@ -47,6 +47,7 @@ def _params(text: str | None) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from adapters.simulator.backtest_engine import Backtest, BacktestError, ScheduledMode, kpis
+    from adapters.simulator.grid_series import read_grid
     from adapters.simulator.series import SeriesError, read_series
     from edge.config import load_site
     from edge.controller.config import ControllerSettings
@@ -82,7 +83,14 @@ def run(args: argparse.Namespace) -> int:
             if pv.absolute != load.absolute:
                 raise SeriesError(pv.path, None, "use the same time style as the load file")
             pv.check_covers(load.start, load.start + seconds)
-        bt = Backtest(site.simulator, settings, mode, load, pv, step_s=args.step)
+        grid = read_grid(args.grid) if args.grid else None
+        if grid is not None:
+            if grid[0].absolute != load.absolute:
+                raise SeriesError(grid[0].path, None, "use the same time style as the load file")
+            grid[0].check_covers(load.start, load.start + seconds)
+            if not settings.grid.enabled():
+                raise BacktestError("--grid: no grid function enabled in [controller.grid]")
+        bt = Backtest(site.simulator, settings, mode, load, pv, step_s=args.step, grid=grid)
     except (Refused, SeriesError, BacktestError, ValueError) as exc:
         return _refuse(str(exc))
     wall = time.perf_counter()
@@ -162,6 +170,7 @@ def register(sub: Any) -> None:
     p.add_argument("--params", help="mode parameters as JSON, e.g. '{\"target_w\": 50000}'")
     p.add_argument("--load", required=True, help="site load CSV: time,watts")
     p.add_argument("--pv", help="PV generation CSV: time,watts (optional)")
+    p.add_argument("--grid", help="grid CSV: time,volts,hertz; runs [controller.grid] (optional)")
     p.add_argument("--days", type=float, default=1.0, help="simulated days (default 1)")
     p.add_argument("--step", type=float, default=1.0, help="step in seconds (default 1)")
     p.add_argument("--out", default="backtest", help="output directory (default ./backtest)")

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapters.simulator.backtest_grid import GridSupport
 from adapters.simulator.config import SimDeviceConfig, SimulatorConfig
 from adapters.simulator.physics import BatteryPhysics, InverterPhysics, MeterPhysics, PvPhysics
 from adapters.simulator.physics.profiles import STC_W_M2
@@ -48,6 +49,9 @@ class Trace:
     soc: list[float] = field(default_factory=list)
     bound_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(BOUNDS, 0.0))
     mode_s: dict[str, float] = field(default_factory=dict)  # seconds per mode (per window)
+    grid_s: dict[str, float] | None = None  # seconds each grid function set the power
+    grid_wh: float = 0.0  # |grid-support power - the mode's| integrated while one set it
+    grid_response_s: list[float] = field(default_factory=list)  # per frequency excursion
 
 
 class ScheduledMode(Mode):
@@ -106,7 +110,9 @@ class Backtest:
         load: Series,
         pv: Series | None = None,
         step_s: float = 1.0,
+        grid: tuple[Series, Series] | None = None,
     ) -> None:
+        self.grid = grid  # (V, Hz) at the point of connection; grid support runs with it
         bat = dataclasses.replace(
             _pick(sim_cfg, "battery", settings.battery), port=0, connect_delay_s=0.0
         )
@@ -172,6 +178,8 @@ class Backtest:
             discharge_limit_w=limits.discharge_w,
             capacity_wh=bat.cfg.capacity_wh,
             setpoint_w=setpoint_w,
+            voltage_v=self.grid[0].at(now) if self.grid else None,
+            freq_hz=self.grid[1].at(now) if self.grid else None,
         )
 
     def _compute_limits(self, cha_w: float, dis_w: float) -> Limits:
@@ -200,10 +208,15 @@ class Backtest:
         sim, mode, pipeline = self.sim, self.mode, self.pipeline
         trace.t.append(0.0)
         self._sample(trace)
+        support = GridSupport(self.settings, trace) if self.grid else None
         for k in range(steps):
             view = self.view(self.t0 + k * dt, setpoint)
             want = mode.step(view)
+            if support is not None:
+                want = support.stage(want, view, dt, self.inverter.power_w)
             applied = apply(want.power_w, view, pipeline, setpoint, dt)
+            if support is not None:
+                support.settle(applied.power_w, view.pv_w)
             setpoint = applied.power_w
             bound_s[applied.bound_by] = bound_s.get(applied.bound_by, 0.0) + dt
             label = getattr(mode, "label", mode.name)
@@ -272,6 +285,7 @@ def kpis(trace: Trace, capacity_wh: float) -> dict[str, Any]:
         "soc_max": round(max(trace.soc), 3),
         "bound_s": {k: round(v, 3) for k, v in trace.bound_s.items()},
         "mode_s": {k: round(v, 3) for k, v in trace.mode_s.items()},
+        **_grid_kpis(trace),
     }
 
 
@@ -284,3 +298,17 @@ def _peak_demand(xs: list[float], step_s: float, interval_s: float = DEMAND_S) -
         block = xs[i : i + n]
         best = max(best, sum(block) / len(block))
     return best
+
+
+def _grid_kpis(trace: Trace) -> dict[str, Any]:
+    """With `--grid`: seconds and energy of grid support, and the droop's response times."""
+    if trace.grid_s is None:
+        return {}
+    rs = sorted(trace.grid_response_s)
+    return {
+        "grid_support_s": {k: round(v, 3) for k, v in trace.grid_s.items()},
+        "grid_support_wh": round(trace.grid_wh, 1),
+        "freq_events": len(rs),
+        "freq_response_p50_s": rs[len(rs) // 2] if rs else None,
+        "freq_response_max_s": rs[-1] if rs else None,
+    }

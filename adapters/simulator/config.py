@@ -13,12 +13,13 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from edge.families import sim_profiles
 from edge.mqtt.topics import NAME_RE, RESERVED_NAMES
 
 KINDS = ("battery", "inverter", "meter", "pv")
 PROFILES = {
     "battery": ("sunspec",),
-    "inverter": ("sunspec", "legacy", "res125"),
+    "inverter": sim_profiles(),
     "meter": ("sunspec",),
     "pv": ("sunspec",),
 }

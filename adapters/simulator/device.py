@@ -22,12 +22,12 @@ from adapters.simulator.config import SimDeviceConfig
 from adapters.simulator.injection import (
     InjectError,
     inject_cloud,
+    inject_grid,
     inject_load,
     parse_bool,
     parse_int,
 )
 from adapters.simulator.physics import (
-    RES125_FAULT_POINTS,
     BatteryPhysics,
     InverterPhysics,
     MeterPhysics,
@@ -35,6 +35,7 @@ from adapters.simulator.physics import (
     PvPhysics,
 )
 from adapters.simulator.registers import Image, PointValue, UnknownPoint
+from edge.families import families
 
 __all__ = ["ACTIONS", "InjectError", "SimulatedDevice"]
 
@@ -54,11 +55,10 @@ ACTIONS = (
     "get",
     "load",
     "cloud",
+    "grid",
 )
 INVERTER_FAULT_POINTS: dict[str, dict[str, int | str]] = {
-    "sunspec": {"Alrm": 701, "St": 701, "InvSt": 701},
-    "legacy": {"Evt1": 103, "St": 103},
-    "res125": {n: "res125" for n in RES125_FAULT_POINTS},
+    f.sim_profile: dict(f.fault_points) for f in families().values()
 }
 
 
@@ -340,6 +340,11 @@ class SimulatedDevice:
             self.publish()
         elif action == "cloud":
             result.update(inject_cloud(ph, self.name, body))
+            self.publish()
+        elif action == "grid":
+            if not isinstance(ph, MeterPhysics):
+                raise InjectError("invalid_payload", f"device {self.name}: grid needs a meter")
+            result.update(inject_grid(ph.grid, body))
             self.publish()
         else:
             raise InjectError("unknown_command", f"action: must be one of {', '.join(ACTIONS)}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.simulator.physics import MeterPhysics, Physics, PvPhysics
+from adapters.simulator.physics.grid import Grid
 
 
 class InjectError(Exception):
@@ -83,3 +84,31 @@ def inject_cloud(ph: Physics, name: str, body: dict[str, Any]) -> dict[str, Any]
     ph.irradiance.shade(depth, duration)
     ph.power_w = ph.output()
     return {"W": round(ph.power_w, 1)}
+
+
+def inject_grid(grid: Grid, body: dict[str, Any]) -> dict[str, Any]:
+    """`grid`: `v`/`hz` now or over `ramp_s`, a `profile` of [s, V, Hz], or `release`."""
+    if body.get("release") is True:
+        grid.release()
+    elif "profile" in body:
+        raw = body["profile"]
+        if not isinstance(raw, list) or not 1 <= len(raw) <= 10000:
+            raise InjectError("invalid_payload", "profile: expected a list of [s, V, Hz]")
+        pts: list[tuple[float, float, float]] = []
+        for i, p in enumerate(raw):
+            if not isinstance(p, list) or len(p) != 3:
+                raise InjectError("invalid_payload", f"profile.{i}: expected [s, V, Hz]")
+            row = dict(zip(("s", "v", "hz"), p, strict=True))
+            s = parse_number(row, "s", 0, 1e7)
+            if pts and s <= pts[-1][0]:
+                raise InjectError("out_of_range", f"profile.{i}: s {s:g} not after the last")
+            pts.append((s, parse_number(row, "v", 0, 1e5), parse_number(row, "hz", 40, 70)))
+        grid.play(pts)
+    else:
+        if "v" not in body and "hz" not in body:
+            raise InjectError("invalid_payload", "v, hz, profile or release: required")
+        v = parse_number(body, "v", 0, 1e5) if "v" in body else None
+        hz = parse_number(body, "hz", 40, 70) if "hz" in body else None
+        ramp = parse_number(body, "ramp_s", 0, 86_400) if "ramp_s" in body else 0.0
+        grid.set(v, hz, ramp)
+    return {"v": round(grid.v, 2), "hz": round(grid.hz, 4)}

@@ -73,7 +73,12 @@ class SunSpecImage:
 
     kind = "sunspec"
 
-    def __init__(self, model_ids: Iterable[int], base: int = SUNS_BASE) -> None:
+    def __init__(
+        self,
+        model_ids: Iterable[int],
+        base: int = SUNS_BASE,
+        model_data: dict[int, dict[str, Any]] | None = None,
+    ) -> None:
         self.base = base
         self.models: dict[int, Any] = {}
         self.model_addr: dict[int, int] = {}
@@ -83,7 +88,8 @@ class SunSpecImage:
         for mid in model_ids:
             if mid in self.models:
                 raise ValueError(f"model {mid} given twice")
-            model = ss_device.Model(mid)
+            # Models with repeating groups (705 curves) need their counts up front.
+            model = ss_device.Model(mid, data=(model_data or {}).get(mid))
             if model.error_info:
                 raise ValueError(f"model {mid}: {model.error_info.strip()}")
             self.models[mid] = model

@@ -28,7 +28,10 @@ from adapters.simulator.physics import (
     MeterPhysics,
     PvPhysics,
 )
+from adapters.simulator.physics.families import physics_class
+from adapters.simulator.physics.grid import Grid
 from adapters.simulator.registers import PointMapImage, PointValue, SunSpecImage
+from edge.families import by_sim_profile
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,7 @@ class SiteSimulator:
         cfgs = self.config.devices
         batteries: dict[str, BatteryPhysics] = {}
         inverters: dict[str, InverterPhysics] = {}
+        self.grid = Grid()  # one point of connection for the whole site
         host = self.config.host
         for c in (c for c in cfgs if c.kind == "battery"):
             img = SunSpecImage(BATTERY_MODELS)
@@ -78,14 +82,17 @@ class SiteSimulator:
             self.devices[c.name] = SimulatedDevice(c, img, bp, host)
         for c in (c for c in cfgs if c.kind == "inverter"):
             bat = self._pick(c.battery, batteries)
-            if c.profile == "res125":
-                pimg = PointMapImage("res125", load_pointmap(builtin_path("res125"), "res125"))
+            pmap = by_sim_profile(c.profile).pointmap
+            if pmap is not None:
+                pimg = PointMapImage(pmap, load_pointmap(builtin_path(pmap), pmap))
                 ip = InverterPhysics(c, pimg, bat, self.config.time_scale)
                 self.devices[c.name] = SimulatedDevice(c, pimg, ip, host)
             else:
-                simg = SunSpecImage(INVERTER_MODELS[c.profile])
+                data = physics_class(c.profile).MODEL_DATA
+                simg = SunSpecImage(INVERTER_MODELS[c.profile], model_data=data)
                 ip = InverterPhysics(c, simg, bat, self.config.time_scale)
                 self.devices[c.name] = SimulatedDevice(c, simg, ip, host)
+            ip.grid = self.grid
             inverters[c.name] = ip
         start, pvs = self.config.start_s, []
         for c in (c for c in cfgs if c.kind == "pv"):
@@ -96,7 +103,7 @@ class SiteSimulator:
         for c in (c for c in cfgs if c.kind == "meter"):
             invs = [inverters[c.inverter]] if c.inverter else list(inverters.values())
             img = SunSpecImage(METER_MODELS)
-            mp = MeterPhysics(c, img, invs, pvs, start, self._rng(c.name))
+            mp = MeterPhysics(c, img, invs, pvs, start, self._rng(c.name), self.grid)
             self.devices[c.name] = SimulatedDevice(c, img, mp, host)
         # Keep the configured order for iteration (start/stop, reports).
         self.devices = {c.name: self.devices[c.name] for c in cfgs}
@@ -161,6 +168,7 @@ class SiteSimulator:
         left = max(0.0, sim_seconds)
         while left > 1e-12:
             dt = min(left, MAX_STEP_S)
+            self.grid.step(dt)
             for d in self._stepping:
                 d.step(dt)
             self.sim_time += dt

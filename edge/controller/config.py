@@ -8,17 +8,19 @@ what an MQTT-native controller needs: device names, the device profile, power li
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from dataclasses import fields as dc_fields
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from edge.controller.errors import Refused
+from edge.controller.grid.settings import GridSettings, parse_grid
 from edge.controller.schedule import Schedule, parse_schedule
+from edge.families import names as family_names
 from edge.mqtt.topics import NAME_RE, RESERVED_NAMES
 
-PROFILES = ("sunspec_704", "sunspec_123", "rhombus_res125")
+PROFILES = family_names()
 COMMAND_MODES = ("POWER", "CURRENT")
 
 
@@ -78,6 +80,7 @@ class ControllerSettings:
     control_tick_s: float = 1.0  # the active mode runs this often, on the latest meter data
     meter_stale_s: float = 5.0  # meter data older than this: meter modes fall back to hold
     schedule: Schedule | None = None  # `[controller.schedule]`
+    grid: GridSettings = field(default_factory=GridSettings)  # `[controller.grid]`
 
     @classmethod
     def keys(cls) -> list[str]:
@@ -176,6 +179,7 @@ class ControllerSchema(Schema):
     control_tick_s = fields.Float(load_default=_D.control_tick_s, validate=_pos(max=1))
     meter_stale_s = fields.Float(load_default=_D.meter_stale_s, validate=_pos(max=3600))
     schedule = fields.Raw(load_default=None, allow_none=True)
+    grid = fields.Raw(load_default=None, allow_none=True)
 
     @validates_schema
     def consistent(self, data: dict[str, Any], **_: Any) -> None:
@@ -210,6 +214,10 @@ class ControllerSchema(Schema):
                 data["schedule"] = parse_schedule(data["schedule"], data.get("tz", _D.tz))
             except Refused as r:
                 problems["schedule"] = r.message
+        try:
+            data["grid"] = parse_grid(data.get("grid"))
+        except Refused as r:
+            problems["grid"] = r.message
         names = [data.get("battery"), data.get("inverter"), data.get("meter"), data.get("pv")]
         named = [n for n in names if n]
         if len(set(named)) != len(named):

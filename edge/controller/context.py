@@ -58,6 +58,7 @@ class ControllerContext:
     _last_write: float
     _due: dict[str, float]
     _boot_at: float
+    grid_out: Any  # edge.controller.grid.GridOut | None: the last controller-side result
     _booted: bool
 
     @property
@@ -110,6 +111,24 @@ class ControllerContext:
         raise NotImplementedError
 
     def _reply(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def _write_native_grid(self) -> None:
+        raise NotImplementedError
+
+    def grid_stage(self, want: Any, site: Any) -> Any:
+        raise NotImplementedError
+
+    def grid_settle(self, applied_w: float, pv_w: float | None) -> None:
+        raise NotImplementedError
+
+    def grid_runs_here(self) -> bool:
+        raise NotImplementedError
+
+    def grid_var_due(self) -> bool:
+        raise NotImplementedError
+
+    async def _write_grid_var(self) -> None:
         raise NotImplementedError
 
     def _not_allowed(self, command: str, *events: str, extra: str = "") -> Refused:

@@ -21,6 +21,7 @@ from edge.controller.config import ControllerSettings
 from edge.controller.context import Task
 from edge.controller.errors import Refused, short
 from edge.controller.faults import Fault
+from edge.controller.grid_control import GridControl
 from edge.controller.jobs import Jobs
 from edge.controller.limits import Limits
 from edge.controller.machine import BessMachine
@@ -37,7 +38,7 @@ __all__ = ["COMMANDS", "Controller", "Refused", "short"]
 COMMANDS = CONTROLLER_COMMANDS  # topics.md, "Controller"
 
 
-class Controller(Commands, Sequences, Setpoint, Monitors, Operating):
+class Controller(Commands, Sequences, Setpoint, Monitors, Operating, GridControl):
     def __init__(
         self,
         settings: ControllerSettings,
@@ -81,6 +82,7 @@ class Controller(Commands, Sequences, Setpoint, Monitors, Operating):
         self._boot_at = clock()
         self._booted = False
         self._init_modes()
+        self._init_grid()
 
     def snapshot(self) -> dict[str, Any]:
         """The state topic's JSON (topics.md, "Controller state")."""
@@ -94,6 +96,7 @@ class Controller(Commands, Sequences, Setpoint, Monitors, Operating):
             "reason": self.reason,
             "mode": self.mode_state(),
             "why": self.why,
+            "grid": self.grid_report(),
             "ts": round(self.wall(), 3),
         }
 
@@ -110,6 +113,7 @@ class Controller(Commands, Sequences, Setpoint, Monitors, Operating):
             "recover_soc": self._cmd_recover,
             "mode": self._cmd_mode,
             "schedule": self._cmd_schedule,
+            "grid": self._cmd_grid,
         }.get(name)
         try:
             if handler is None:

@@ -79,6 +79,8 @@ class Operating(ControllerContext):
             discharge_limit_w=self.limits.discharge_w,
             capacity_wh=t.number(s.battery, self.p.battery_model, "WHRtg"),
             setpoint_w=self.applied_w,
+            voltage_v=None if problem else t.number(s.meter, "203", "PhVphA") if s.meter else None,
+            freq_hz=None if problem else t.number(s.meter, "203", "Hz") if s.meter else None,
         )
 
     def _meter_problem(self) -> str | None:
@@ -204,7 +206,8 @@ class Operating(ControllerContext):
                 self.why = why
                 self._changed()
             return
-        if self.mode.name == "manual" and self.mode_source == "command":
+        manual = self.mode.name == "manual" and self.mode_source == "command"
+        if manual and not self.grid_runs_here():
             return  # the operator's command set the request and the state
         site = self.site_view()
         fallback = None
@@ -216,9 +219,18 @@ class Operating(ControllerContext):
         if fallback != self._fallback:
             self._fallback = fallback
             self._emit({"kind": "mode", **self.mode_state(), "reason": fallback or "meter back"})
+        mode_want = want
+        want = self.grid_stage(want, site)  # grid support overrides the mode where they conflict
         goal = self._through_pipeline(want.power_w, ramp=False).power_w
-        bound = self._through_pipeline(want.power_w).bound_by
-        why = f"{self.mode.name}: {want.why}; bound by: {bound}"
+        applied = self._through_pipeline(want.power_w)
+        bound = applied.bound_by
+        self.grid_settle(applied.power_w, site.pv_w)
+        set_by = self.grid_out.set_by if self.grid_out is not None else None
+        why = (
+            f"{want.why}; bound by: {bound}"
+            if set_by
+            else f"{self.mode.name}: {mode_want.why}; bound by: {bound}"
+        )
         self.requested_w = want.power_w
         event, target = EVENT_FOR_SIGN[(goal > 0) - (goal < 0)]
         if self.state != target:

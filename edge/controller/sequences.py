@@ -63,6 +63,7 @@ class Sequences(ControllerContext):
         """Constant-power mode, power 0, then hold (or recover, if asked during start)."""
         try:
             await self.p.enable_power_mode()
+            await self._write_native_grid()
             await self.p.write_power(0.0)
             self.applied_w = 0.0
             self._last_write = self.clock()

@@ -69,6 +69,7 @@ class Setpoint(ControllerContext):
             # Computed at write time, so the limits in force at that moment apply.
             target = 0.0 if immediate_zero else self._next_step()
             await self.p.write_power(target)
+            await self._write_grid_var()
         except WriteFailed as exc:
             self._trip([exc.fault()], "setpoint write failed")
             return
@@ -98,7 +99,7 @@ class Setpoint(ControllerContext):
         ramp_due = self._next_step() != self.applied_w and (
             self.s.ramp_w_per_s <= 0 or since >= self.s.ramp_interval_s
         )
-        if ramp_due or since >= self.s.refresh_s:
+        if ramp_due or since >= self.s.refresh_s or self.grid_var_due():
             self._spawn_setpoint()
 
     async def _protect_hold(self, reason: str, event: str) -> dict[str, Any]:

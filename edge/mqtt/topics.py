@@ -18,6 +18,7 @@ CONTROLLER_COMMANDS = (
     "recover_soc",
     "mode",
     "schedule",
+    "grid",
 )
 
 

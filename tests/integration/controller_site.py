@@ -56,6 +56,7 @@ class ControllerSite:
         battery: dict[str, Any] | None = None,
         meter: dict[str, Any] | None = None,
         meter_poll_s: float = 0.5,
+        pv: dict[str, Any] | None = None,
     ) -> None:
         """`meter`: simulate a site meter (203) with these options (`load_w`, `load_profile`),
         polled every `meter_poll_s` by its own adapter, as a real meter would be."""
@@ -66,6 +67,9 @@ class ControllerSite:
         devices = sim_devices(profile, **(battery or {}))
         if meter is not None:
             devices.append({"name": "meter", "kind": "meter", "inverter": "inverter", **meter})
+        self.pv = pv  # a PV inverter (`pv` device), polled like the meter
+        if pv is not None:
+            devices.append({"name": "pv", "kind": "pv", **pv})
         self.sim = SiteSimulator(
             {
                 "time_scale": time_scale,
@@ -78,6 +82,7 @@ class ControllerSite:
             "profile": profile,
             "restart_settle_s": 0.5,
             "on_restart": "report",
+            **({"pv": "pv"} if pv is not None else {}),
             **(controller or {}),
         }
         self.stop = asyncio.Event()
@@ -93,6 +98,9 @@ class ControllerSite:
         await self.sim.start()
         tables = []
         meter_table = {"name": "meter", "kind": "sunspec", "poll_s": self.meter_poll_s}
+        if self.pv is not None:
+            tables.append({"name": "pv", "kind": "sunspec", "poll_s": self.meter_poll_s,
+                           "port": self.sim.port("pv")})  # fmt: skip
         for d in adapter_tables(self.profile) + ([meter_table] if self.meter is not None else []):
             tables.append({**d, "port": self.sim.port(d["name"])})
         site = parse_site(

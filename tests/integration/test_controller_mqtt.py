@@ -142,6 +142,7 @@ def test_commands_state_events_and_status(broker: Broker, probe_factory: Any) ->
                 "reason",
                 "mode",
                 "why",
+                "grid",  # grid support (issue 10)
                 "ts",
             }
             assert state["mode"]["name"] == "manual" and state["mode"]["source"] == "command"

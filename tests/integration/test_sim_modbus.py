@@ -23,7 +23,7 @@ DEVICES = [
 ]
 EXPECTED_MODELS = {
     "battery": [1, 802],
-    "inverter": [1, 701, 702, 704],
+    "inverter": [1, 701, 702, 704, 705, 706, 711],
     "legacy": [1, 103, 120, 121, 123, 124],
     "meter": [1, 203],
 }
@@ -55,7 +55,10 @@ def scan(port: int, unit: int) -> dict[int, dict[str, Any]]:
 def _flat_points(group: Any, prefix: str = "") -> dict[str, Any]:
     out = {prefix + n: p for n, p in group.points.items()}
     for gname, g in group.groups.items():
-        out.update(_flat_points(g, f"{prefix}{gname}."))
+        subs = g if isinstance(g, list) else [g]  # repeating groups (705 curves, points)
+        for i, sub in enumerate(subs):
+            label = gname if len(subs) == 1 else f"{gname}.{i + 1}"
+            out.update(_flat_points(sub, f"{prefix}{label}."))
     return out
 
 

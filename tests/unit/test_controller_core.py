@@ -397,6 +397,7 @@ def test_state_snapshot_shape() -> None:
             "reason",
             "mode",
             "why",
+            "grid",  # grid support (issue 10)
             "ts",
         }
         assert snap["state"] == "charging" and snap["soc"] == 50.0

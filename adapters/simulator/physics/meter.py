@@ -6,10 +6,12 @@ Positive `W` = import from the grid (topics.md "Power signs"). The meter owns th
 
 from __future__ import annotations
 
+import math
 import random
 
 from adapters.simulator.config import SimDeviceConfig
 from adapters.simulator.physics.common import EnergyCounter, phase_amps, pick_sf, put, set_common
+from adapters.simulator.physics.grid import Grid
 from adapters.simulator.physics.inverter import InverterPhysics
 from adapters.simulator.physics.profiles import SiteLoad, stepped
 from adapters.simulator.physics.pv import PvPhysics
@@ -29,8 +31,10 @@ class MeterPhysics:
         pvs: list[PvPhysics] | None = None,
         start_s: float = 0.0,
         rng: random.Random | None = None,
+        grid: Grid | None = None,
     ) -> None:
         self.cfg = cfg
+        self.grid = grid or Grid()  # the point of connection: V and Hz the site sees
         self.img = img
         self.inverters = inverters
         self.pvs = pvs or []
@@ -104,8 +108,14 @@ class MeterPhysics:
         for ph in ("WphA", "WphB", "WphC"):
             img.set(203, ph, w / 3)
         img.set(203, "VA", abs(w))
-        img.set(203, "VAR", 0)
-        img.set(203, "PF", 1.0)
+        var = -sum(i.var for i in self.inverters)  # the meter sees the site's VAr import
+        img.set(203, "VAR", var)
+        va = math.hypot(w, var)
+        img.set(203, "PF", abs(w) / va if va > 1.0 else 1.0)
+        g = self.grid
+        for pt in ("PhV", "PhVphA", "PhVphB", "PhVphC"):
+            img.set(203, pt, g.v)
+        img.set(203, "Hz", g.hz)
         img.set(203, "A", phase_amps(w))
         # acc32 0 means "not implemented": start the registers at 1 Wh.
         img.set(203, "TotWhImp", 1 + int(self.energy.forward_wh))

@@ -33,6 +33,8 @@ class SiteView:
     discharge_limit_w: float  # >= 0
     capacity_wh: float | None
     setpoint_w: float  # the setpoint currently applied (+ discharge)
+    voltage_v: float | None = None  # meter phase voltage at the point of connection
+    freq_hz: float | None = None  # meter frequency at the point of connection
 
 
 @dataclass(frozen=True)
