@@ -417,8 +417,11 @@ def _int(value: str, kind: str, where: str) -> int:
     value = value.strip()
     if not INT_RE.match(value):
         raise XmlValueError(f"{where}: {value[:20]!r} is not an integer ({kind})")
-    n = int(value)
     lo, hi = INT_RANGES[kind]
+    digits = value.lstrip("+-").lstrip("0")
+    if len(digits) > 20:  # beyond every 2030.5 integer type, and too long for int() to parse
+        raise XmlValueError(f"{where}: {value[:20]!r}... outside {lo}..{hi} ({kind})")
+    n = int(value)
     if not lo <= n <= hi:
         raise XmlValueError(f"{where}: {n} outside {lo}..{hi} ({kind})")
     return n

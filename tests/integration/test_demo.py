@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,9 @@ def test_demo_runs_the_whole_site_and_charges(tmp_path: Path, broker: Broker) ->
         assert reply["setpoint"]["applied_w"] == 20000
         # The simulated inverter follows: 701 W goes negative (charging) towards -20 kW.
         probe.wait_for("bess/demo/inverter/701/W", lambda m: (m.json() or 0) < -15000, 15)
+        # The history keeps one value per point per second (the last of that second): keep
+        # charging across two whole seconds so the recorded day has it, however busy.
+        time.sleep(2.2)
         # the live page is part of the demo (loopback, no login): its stream shows the site
         view_port = int(re.findall(r"port = (\d+)", site.read_text().split("[view]")[1])[0])
         with urllib.request.urlopen(f"http://127.0.0.1:{view_port}/api/stream", timeout=5) as r:

@@ -151,6 +151,11 @@ def reading(value: str) -> bytes:
             "legacy_xml",
         ),
         ("/mup/1", reading(str(2**47 + 1)), "Reading.value: 140737488355329 outside"),  # Int48
+        (
+            "/edev/1/dstat",
+            x("DeviceStatus", f"<changedTime>{'9' * 5000}</changedTime>"),
+            "DeviceStatus.changedTime: '99999999999999999999'... outside",
+        ),  # too long for int() to parse at all
     ],
 )
 def test_strict_input_is_400_naming_the_element_and_stores_nothing(
