@@ -101,7 +101,17 @@ class SiteImage:
         if kind == "mode":
             mode = st.get("mode")
             return isinstance(mode, dict) and mode.get("name") == arg
+        if kind == "grid":
+            f = (self.grid_functions() or {}).get(arg)
+            return f.get("enabled") is True if isinstance(f, dict) else None
         return None
+
+    def grid_functions(self) -> dict[str, Any] | None:
+        """The controller state's `grid.functions` (None: not known, or no grid support)."""
+        st = self._live_state()
+        grid = st.get("grid") if st is not None else None
+        funcs = grid.get("functions") if isinstance(grid, dict) else None
+        return funcs if isinstance(funcs, dict) else None
 
     def analog(self, p: AnalogInput) -> float | None:
         src = p.source
