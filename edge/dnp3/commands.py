@@ -29,7 +29,7 @@ REFUSAL_STATUS = {
 }
 # The controller is downstream of the outstation: no reply, offline or failed -> DOWNSTREAM_FAIL.
 NO_REPLY_STATUS = CommandStatus.DOWNSTREAM_FAIL
-GRID_SUPPORT_NOTE = "no controller command maps to this point (grid support has no active power limit)"
+GRID_SUPPORT_NOTE = "no controller command maps to this point (no active power limit command)"
 GridState = Callable[[], dict[str, Any] | None]  # the controller state's `grid.functions`
 
 
