@@ -50,6 +50,12 @@ def test_bundled_map_covers_the_mesa_ess_list() -> None:
         ('[[binary_output]]\nindex = 0\nname = "a"\naction = "explode"', "binary_output[0].action"),
         ('[[analog_output]]\nindex = 0\nname = "a"\naction = "grid_support"\nmin = 5\nmax = 1',
          "analog_output[0].min"),
+        ('[[analog_output]]\nindex = 0\nname = "a"\naction = "grid:freq_watt.k_sideways"',
+         "analog_output[0].action"),
+        ('[[analog_output]]\nindex = 0\nname = "a"\naction = "grid:freq_watt.points.0.x"',
+         "analog_output[0].action"),
+        ('[[binary_output]]\nindex = 0\nname = "a"\naction = "grid:smoothie"',
+         "binary_output[0].action"),
         ('[[analog_input]]\nindex = -1\nname = "a"\nsource = "ctl:soc"', "analog_input[0].index"),
         ("[[gadgets]]\nindex = 0", "gadgets"),
         ("not toml [", "not valid TOML"),
@@ -312,6 +318,19 @@ def test_image_maps_state_faults_and_points() -> None:
     im.on_message(T.controller_status, b"offline")
     assert im.binary(_bi("state_charging")) is None  # stale state is not served as live
     assert im.on_message(T.controller_state, b"{not json") is False
+
+
+def test_image_maps_grid_enabled_flags() -> None:
+    im = _image()
+    im.on_message(T.controller_state, jsonutil.dumps({"state": "holding"}).encode())
+    assert im.binary(_bi("freq_watt_enabled")) is None  # a controller without grid support
+    grid = {"functions": {"freq_watt": {"enabled": True}, "volt_var": {"enabled": False}}}
+    im.on_message(T.controller_state, jsonutil.dumps({"state": "holding", "grid": grid}).encode())
+    assert im.binary(_bi("freq_watt_enabled")) is True
+    assert im.binary(_bi("volt_var_enabled")) is False
+    assert im.binary(_bi("pf_enabled")) is None  # not reported: not known
+    im.on_message(T.controller_status, b"offline")
+    assert im.binary(_bi("freq_watt_enabled")) is None
 
 
 def test_service_runs_only_when_enabled() -> None:
