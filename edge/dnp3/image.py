@@ -27,6 +27,9 @@ class SiteImage:
     points: dict[str, float | None] = field(default_factory=dict)
     fallback_active: bool = False
     events_dropped: int = 0
+    # The `grid` of the controller's last `cmd/grid` reply, until its next state message
+    # (published after that reply): two curve-point writes in a row build on each other.
+    grid_reply: dict[str, Any] | None = None
 
     # -- what to subscribe to ------------------------------------------------------------
     def devices(self) -> list[str]:
@@ -65,6 +68,7 @@ class SiteImage:
             except ValueError:
                 return False  # a broken state message changes nothing we serve
             self.state = state if isinstance(state, dict) else None
+            self.grid_reply = None
             return True
         if topic == t.controller_status:
             self.online["controller"] = text == "online"
@@ -107,9 +111,11 @@ class SiteImage:
         return None
 
     def grid_functions(self) -> dict[str, Any] | None:
-        """The controller state's `grid.functions` (None: not known, or no grid support)."""
+        """The controller's `grid.functions` (None: not known, or no grid support)."""
         st = self._live_state()
-        grid = st.get("grid") if st is not None else None
+        if st is None:
+            return None
+        grid = self.grid_reply or st.get("grid")
         funcs = grid.get("functions") if isinstance(grid, dict) else None
         return funcs if isinstance(funcs, dict) else None
 

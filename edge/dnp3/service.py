@@ -212,11 +212,15 @@ class Dnp3Service:
     async def _send(self, command: str, body: dict[str, Any]) -> dict[str, Any] | None:
         assert self._requester is not None
         try:
-            return await self._requester.request(
+            reply = await self._requester.request(
                 self.topics.controller_cmd(command), body, timeout=self.cfg.command_timeout_s
             )
         except TimeoutError:
             return None
+        if command == "grid" and reply.get("ok") is True and isinstance(reply.get("grid"), dict):
+            self.image.grid_reply = reply["grid"]  # on this loop, as the state messages
+            self._dirty = True
+        return reply
 
     # -- master loss -----------------------------------------------------------------------
     async def _fallback(self, now: float) -> None:

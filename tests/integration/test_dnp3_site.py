@@ -357,17 +357,18 @@ def test_freq_watt_written_over_dnp3_is_applied_and_bad_curve_points_refused(
                     out["k_over"] = m.analog_out(22, 500)  # 0.5: the controller allows 0.01-0.1
                     out["vv_order"] = m.analog_out(8, 900)  # volt-var point 1 at 90 % < point 0
                     out["vv_range"] = m.analog_out(6, 2000)  # 200 %: outside the map
-                    out["vv_no_point"] = m.analog_out(12, 1200)  # the curve has 4 points: ok
+                    out["vv_pt3_v"] = m.analog_out(12, 1200)  # point 3 to 120 %: accepted
+                    out["vv_pt3_q"] = m.analog_out(13, -500)  # at once: both coordinates stay
                 return out
 
             r = await asyncio.to_thread(refused)
             assert r["k_over"] == "OUT_OF_RANGE"
             assert r["vv_order"] == "OUT_OF_RANGE"
             assert r["vv_range"] == "OUT_OF_RANGE"
-            assert r["vv_no_point"] == "SUCCESS"  # point 3 to 120 %: still increasing
+            assert r["vv_pt3_v"] == r["vv_pt3_q"] == "SUCCESS"
             after = site.ctl.grid_report()
             vv = after["functions"]["volt_var"]["params"]["points"]
-            assert vv[3][0] == pytest.approx(120.0)
+            assert vv[3] == pytest.approx([120.0, -50.0])
             # apart from the accepted point 3, nothing changed
             vv_before = grid_before["functions"]["volt_var"]["params"]["points"]
             assert vv[:3] == vv_before[:3]

@@ -329,6 +329,11 @@ def test_image_maps_grid_enabled_flags() -> None:
     assert im.binary(_bi("freq_watt_enabled")) is True
     assert im.binary(_bi("volt_var_enabled")) is False
     assert im.binary(_bi("pf_enabled")) is None  # not reported: not known
+    # a cmd/grid reply is newer than the state held, until the next state message
+    im.grid_reply = {"functions": {"freq_watt": {"enabled": False}}}
+    assert im.binary(_bi("freq_watt_enabled")) is False
+    im.on_message(T.controller_state, jsonutil.dumps({"state": "holding", "grid": grid}).encode())
+    assert im.grid_reply is None and im.binary(_bi("freq_watt_enabled")) is True
     im.on_message(T.controller_status, b"offline")
     assert im.binary(_bi("freq_watt_enabled")) is None
 
