@@ -17,7 +17,7 @@ from typing import Any
 
 from dnp3.core.enums import CommandStatus
 
-from edge.dnp3.pointmap import PointMap
+from edge.dnp3.pointmap import AnalogOutput, PointMap
 
 # Controller refusal codes (topics.md) -> DNP3 command status (IEEE 1815 Table 4-5 names).
 REFUSAL_STATUS = {
@@ -29,7 +29,8 @@ REFUSAL_STATUS = {
 }
 # The controller is downstream of the outstation: no reply, offline or failed -> DOWNSTREAM_FAIL.
 NO_REPLY_STATUS = CommandStatus.DOWNSTREAM_FAIL
-GRID_SUPPORT_NOTE = "grid support (curves, power factor, active power limit) is not built yet"
+GRID_SUPPORT_NOTE = "no controller command maps to this point (no active power limit command)"
+GridState = Callable[[], dict[str, Any] | None]  # the controller state's `grid.functions`
 
 
 @dataclass(frozen=True)
@@ -65,10 +66,17 @@ def reply_status(reply: dict[str, Any] | None) -> tuple[CommandStatus, str]:
 class ControlMap:
     """The control side of the point map, with the parameters written by the master."""
 
-    def __init__(self, pointmap: PointMap, remote_control: bool, wall: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        pointmap: PointMap,
+        remote_control: bool,
+        wall: Callable[[], float],
+        grid: GridState = lambda: None,
+    ) -> None:
         self.pm = pointmap
         self.remote_control = remote_control
         self.wall = wall
+        self.grid = grid
         self.params: dict[str, float] = {"charge_discharge.power_w": 0.0}
         self.enabled: str = ""  # "charge_discharge" | "coordinated" | ""
 
@@ -87,6 +95,9 @@ class ControlMap:
             return Answer(CommandStatus.NOT_SUPPORTED, f"{p.name}: control code not supported")
         if how == "select":
             return Answer(CommandStatus.SUCCESS, f"{p.name}: selected")
+        if p.action.startswith("grid:"):
+            fn = p.action.removeprefix("grid:")
+            return Send("grid", {"function": fn, "params": {"enabled": on}}, None)
         if p.action == "start_stop":
             return Send("start" if on else "stop", {}, None if on else "")
         if p.action in ("hold", "reset"):
@@ -106,7 +117,7 @@ class ControlMap:
         gate = self._gate(p.name, p.sbo, how)
         if gate is not None:
             return gate
-        if p.param is None:
+        if p.param is None and p.grid is None:
             return Answer(CommandStatus.NOT_SUPPORTED, f"{p.name}: {GRID_SUPPORT_NOTE}")
         eng = value / p.scale
         if not math.isfinite(eng) or not p.min <= eng <= p.max:
@@ -114,9 +125,12 @@ class ControlMap:
                 CommandStatus.OUT_OF_RANGE,
                 f"{p.name}: {value:g} ({eng:g} {p.unit}) outside [{p.min:g}, {p.max:g}]",
             )
-        new = {p.param: eng}
         if how == "select":
             return Answer(CommandStatus.SUCCESS, f"{p.name}: selected")
+        if p.grid is not None:
+            return self._grid_command(*p.grid, eng, p.name)
+        assert p.param is not None
+        new = {p.param: eng}
         mode = p.param.split(".", 1)[0]
         if self.enabled == mode:  # the mode runs: apply the new parameter now
             return self._mode_command(mode, new, p.name)
@@ -130,7 +144,54 @@ class ControlMap:
         if isinstance(decision, Send) and decision.enables is not None:
             self.enabled = decision.enables
 
+    def readback(self, p: AnalogOutput) -> float | None:
+        """The engineering value an analog output reads back as (g40): the stored parameter,
+        or what the controller's `grid` state holds now; None when not known."""
+        if p.param is not None:
+            return self.params.get(p.param)
+        if p.grid is None:
+            return None
+        fn, key = p.grid
+        params = self._grid_params(fn)
+        if params is None:
+            return None
+        if key.startswith("points."):
+            _, i, xy = key.split(".")
+            pts = params.get("points")
+            if not isinstance(pts, list) or int(i) >= len(pts):
+                return None
+            v = pts[int(i)][0 if xy == "x" else 1]
+        else:
+            v = params.get(key)
+        ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        return float(v) if ok else None
+
     # -- helpers -----------------------------------------------------------------------
+    def _grid_params(self, fn: str) -> dict[str, Any] | None:
+        funcs = self.grid()
+        f = funcs.get(fn) if isinstance(funcs, dict) else None
+        params = f.get("params") if isinstance(f, dict) else None
+        return params if isinstance(params, dict) else None
+
+    def _grid_command(self, fn: str, key: str, eng: float, name: str) -> Decision:
+        """One `cmd/grid` request. A curve coordinate replaces that point of the curve the
+        controller holds now (its state topic), so the whole curve is validated again."""
+        if not key.startswith("points."):
+            return Send("grid", {"function": fn, "params": {key: eng}}, None)
+        held = self._grid_params(fn)
+        pts = held.get("points") if held is not None else None
+        if not isinstance(pts, list):
+            return Answer(NO_REPLY_STATUS, f"{name}: the controller's {fn} curve is not known yet")
+        _, i, xy = key.split(".")
+        if int(i) >= len(pts):
+            return Answer(
+                CommandStatus.OUT_OF_RANGE,
+                f"{name}: the {fn} curve has {len(pts)} points, no point {i}",
+            )
+        new = [list(pt) for pt in pts]
+        new[int(i)][0 if xy == "x" else 1] = eng
+        return Send("grid", {"function": fn, "params": {"points": new}}, None)
+
     def _gate(self, name: str, sbo: bool, how: str) -> Answer | None:
         if not self.remote_control:
             return Answer(CommandStatus.LOCAL, f"{name}: remote control is off ([dnp3])")

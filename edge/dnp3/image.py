@@ -27,6 +27,9 @@ class SiteImage:
     points: dict[str, float | None] = field(default_factory=dict)
     fallback_active: bool = False
     events_dropped: int = 0
+    # The `grid` of the controller's last `cmd/grid` reply, until its next state message
+    # (published after that reply): two curve-point writes in a row build on each other.
+    grid_reply: dict[str, Any] | None = None
 
     # -- what to subscribe to ------------------------------------------------------------
     def devices(self) -> list[str]:
@@ -65,6 +68,7 @@ class SiteImage:
             except ValueError:
                 return False  # a broken state message changes nothing we serve
             self.state = state if isinstance(state, dict) else None
+            self.grid_reply = None
             return True
         if topic == t.controller_status:
             self.online["controller"] = text == "online"
@@ -101,7 +105,19 @@ class SiteImage:
         if kind == "mode":
             mode = st.get("mode")
             return isinstance(mode, dict) and mode.get("name") == arg
+        if kind == "grid":
+            f = (self.grid_functions() or {}).get(arg)
+            return f.get("enabled") is True if isinstance(f, dict) else None
         return None
+
+    def grid_functions(self) -> dict[str, Any] | None:
+        """The controller's `grid.functions` (None: not known, or no grid support)."""
+        st = self._live_state()
+        if st is None:
+            return None
+        grid = self.grid_reply or st.get("grid")
+        funcs = grid.get("functions") if isinstance(grid, dict) else None
+        return funcs if isinstance(funcs, dict) else None
 
     def analog(self, p: AnalogInput) -> float | None:
         src = p.source

@@ -14,13 +14,30 @@ from typing import Any
 
 BINARY_SOURCES = re.compile(
     r"^(status:[a-z0-9][a-z0-9_-]{0,31}|state:[a-z_]+|fault:(\*|[a-z0-9_]+)|mode:[a-z0-9_]+"
-    r"|dnp3:fallback)$"
+    r"|dnp3:fallback|grid:(volt_var|volt_watt|freq_watt|pf|smoothing))$"
 )
 ANALOG_SOURCES = re.compile(
     r"^(ctl:[a-z_]+(\.[a-z_]+)*|point:[a-z0-9][a-z0-9_-]{0,31}/[A-Za-z0-9_-]+/[A-Za-z0-9_/]+"
     r"|state_code|soc_band:[a-z0-9][a-z0-9_-]{0,31}|dnp3:events_dropped)$"
 )
-BINARY_ACTIONS = ("start_stop", "charge_discharge", "coordinated", "hold", "reset", "grid_support")
+BINARY_ACTIONS = (
+    "start_stop",
+    "charge_discharge",
+    "coordinated",
+    "hold",
+    "reset",
+    "grid_support",
+    "grid:volt_var",
+    "grid:volt_watt",
+    "grid:freq_watt",
+    "grid:pf",
+)
+# `grid:<function>.<key>` (a parameter of `cmd/grid`) or `grid:<function>.points.<i>.x|y`
+# (one coordinate of one curve point); the controller validates the values.
+GRID_PARAMS = re.compile(
+    r"^grid:((volt_var|volt_watt)\.(points\.[0-9]\.[xy]|response_s)|volt_var\.var_rating_var"
+    r"|freq_watt\.(db_over_hz|db_under_hz|k_over|k_under|response_s)|pf\.pf)$"
+)
 PARAMS = (
     "charge_discharge.power_w",
     "coordinated.target_soc",
@@ -75,6 +92,14 @@ class AnalogOutput:
     @property
     def param(self) -> str | None:
         return self.action.removeprefix("param:") if self.action.startswith("param:") else None
+
+    @property
+    def grid(self) -> tuple[str, str] | None:
+        """(function, key) of a `grid:` action; key may be `points.<i>.x|y`."""
+        if not self.action.startswith("grid:"):
+            return None
+        fn, _, key = self.action.removeprefix("grid:").partition(".")
+        return fn, key
 
 
 @dataclass(frozen=True)
@@ -204,9 +229,17 @@ def _binary_action(e: dict[str, Any], loc: str) -> str:
 
 def _analog_output(e: dict[str, Any], loc: str) -> AnalogOutput:
     a = e.get("action")
-    if a != "grid_support" and not (isinstance(a, str) and a.removeprefix("param:") in PARAMS):
+    ok = isinstance(a, str) and (
+        a == "grid_support"
+        or (a.startswith("param:") and a.removeprefix("param:") in PARAMS)
+        or GRID_PARAMS.match(a) is not None
+    )
+    if not ok:
         expect = ", ".join(["grid_support", *(f"param:{p}" for p in PARAMS)])
-        raise PointMapError(f"{loc}.action: {a!r}: expected one of {expect}")
+        raise PointMapError(
+            f"{loc}.action: {a!r}: expected one of {expect}, or a grid:<function>.<key>"
+            " (edge/dnp3/README.md)"
+        )
     lo, hi = _num(e, "min", -math.inf, loc), _num(e, "max", math.inf, loc)
     if lo > hi:
         raise PointMapError(f"{loc}.min: {lo:g} is above max {hi:g}")

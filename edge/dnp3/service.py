@@ -58,7 +58,7 @@ class Dnp3Service:
         self.clock = clock
         self.wall = wall
         self.image = SiteImage(self.topics, cfg.points, cfg.soc_bands)
-        self.controls = ControlMap(cfg.points, cfg.remote_control, wall)
+        self.controls = ControlMap(cfg.points, cfg.remote_control, wall, self.image.grid_functions)
         self.watch = MasterWatch(cfg.master_timeout_s, cfg.fallback)
         self.os = OutstationThread(cfg, self._execute, self._on_request)
         self.ready = asyncio.Event()
@@ -131,13 +131,8 @@ class Dnp3Service:
             (p.index, None if (v := self.image.analog(p)) is None else round(v * p.scale))
             for p in self.cfg.points.analog_inputs
         ]
-        aos = {p.index: p.scale for p in self.cfg.points.analog_outputs if p.param is not None}
-        stored = dict(self.controls.params)
-        params = {
-            i: stored.get(p.param or "")
-            for i, p in ((p.index, p) for p in self.cfg.points.analog_outputs)
-            if p.param is not None
-        }
+        aos = {p.index: p.scale for p in self.cfg.points.analog_outputs}
+        params = {p.index: self.controls.readback(p) for p in self.cfg.points.analog_outputs}
 
         def apply() -> None:
             db = self.os.db
@@ -217,11 +212,15 @@ class Dnp3Service:
     async def _send(self, command: str, body: dict[str, Any]) -> dict[str, Any] | None:
         assert self._requester is not None
         try:
-            return await self._requester.request(
+            reply = await self._requester.request(
                 self.topics.controller_cmd(command), body, timeout=self.cfg.command_timeout_s
             )
         except TimeoutError:
             return None
+        if command == "grid" and reply.get("ok") is True and isinstance(reply.get("grid"), dict):
+            self.image.grid_reply = reply["grid"]  # on this loop, as the state messages
+            self._dirty = True
+        return reply
 
     # -- master loss -----------------------------------------------------------------------
     async def _fallback(self, now: float) -> None:

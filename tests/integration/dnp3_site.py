@@ -15,8 +15,15 @@ from tests.integration.controller_site import SITE, ControllerSite, T
 
 
 class Dnp3Site:
-    def __init__(self, broker: Any, time_scale: float = 20.0, **dnp3: Any) -> None:
-        self.site = ControllerSite(broker, "sunspec_704", time_scale=time_scale)
+    def __init__(
+        self,
+        broker: Any,
+        time_scale: float = 20.0,
+        meter: dict[str, Any] | None = None,
+        **dnp3: Any,
+    ) -> None:
+        """`meter`: also simulate the site meter (its `grid` injection steps V and Hz)."""
+        self.site = ControllerSite(broker, "sunspec_704", time_scale=time_scale, meter=meter)
         self.cfg = Dnp3Schema().load({"enabled": True, "port": 0, **dnp3})
         self.stop = asyncio.Event()
         self.dnp3_state: dict[str, Any] | None = None

@@ -125,9 +125,8 @@ def test_controls_nfm_master(broker: Broker) -> None:
                     out["w_out_of_range"] = m.analog_out(0, -20_000_000)
                     out["setpoint"] = m.analog_out(0, -20000)
                     out["enable"] = m.crob(1, True)
-                    out["freq_watt"] = m.crob(8, True)
-                    out["freq_watt_curve"] = m.analog_out(8, 100)
-                    out["power_factor"] = m.analog_out(5, 950)
+                    out["power_limit"] = m.crob(5, True)
+                    out["power_limit_pct"] = m.analog_out(4, 500)
                     out["unmapped"] = m.crob(42, True)
                 return out
 
@@ -135,9 +134,8 @@ def test_controls_nfm_master(broker: Broker) -> None:
             assert r["soc_out_of_range"] == "OUT_OF_RANGE"
             assert r["w_out_of_range"] == "OUT_OF_RANGE"
             assert r["setpoint"] == "SUCCESS" and r["enable"] == "SUCCESS"
-            assert r["freq_watt"] == "NOT_SUPPORTED"  # grid support not built yet
-            assert r["freq_watt_curve"] == "NOT_SUPPORTED"
-            assert r["power_factor"] == "NOT_SUPPORTED"
+            assert r["power_limit"] == "NOT_SUPPORTED"  # no controller command for it
+            assert r["power_limit_pct"] == "NOT_SUPPORTED"
             assert r["unmapped"] == "NOT_SUPPORTED"
             # the charge went through the controller's pipeline to the simulated inverter
             assert site.ctl.state == "charging"
@@ -281,5 +279,100 @@ def test_unsolicited_is_configurable(broker: Broker, unsolicited: bool) -> None:
                     assert s.svc.os.runner.unsolicited_sent == 0
                     await asyncio.to_thread(m.events)
                     await _until(band_3, 5, "band 3 event, polled")
+
+    _run(main())
+
+
+def test_freq_watt_written_over_dnp3_is_applied_and_bad_curve_points_refused(
+    broker: Broker,
+) -> None:
+    """AO 21/23/24 and BO 8 (nfm-dnp3) become `cmd/grid` requests: the controller's `grid`
+    state and the simulated inverter's 711 (sunspec_704 runs droop natively) hold them; BI 16
+    says so. Points the controller refuses answer OUT_OF_RANGE and change nothing."""
+
+    async def main() -> None:
+        async with Dnp3Site(broker, meter={"load_w": 0}) as s:
+            site = s.site
+            await site.wait(lambda: site.ctl.t.get("inverter", "711", "Ena") is not None, 10, "711")
+
+            def fw() -> dict[str, Any]:
+                return dict(site.ctl.grid_report()["functions"]["freq_watt"])
+
+            assert fw()["enabled"] is False
+
+            def start() -> str:
+                with Master(s.port) as m:
+                    return m.crob(0, True, "sbo")
+
+            # native functions are written to the inverter at a start
+            assert await asyncio.to_thread(start) == "SUCCESS"
+            await site.wait_state("holding", 10)
+
+            def write() -> dict[str, Any]:
+                out: dict[str, Any] = {}
+                with Master(s.port) as m:
+                    out["db_under"] = m.analog_out(21, 20)  # mHz: 0.020 Hz
+                    out["k_under"] = m.analog_out(23, 40)  # 0.040 per unit
+                    out["response"] = m.analog_out(24, 10)  # 0.1 s: 1.0 s
+                    out["enable"] = m.crob(8, True)
+                return out
+
+            r = await asyncio.to_thread(write)
+            assert r == dict.fromkeys(r, "SUCCESS"), r
+            f = fw()
+            assert f["enabled"] is True and f["where"] == "inverter"
+            assert f["params"]["db_under_hz"] == pytest.approx(0.02)
+            assert f["params"]["k_under"] == pytest.approx(0.04)
+            assert f["params"]["response_s"] == pytest.approx(1.0)
+            # the inverter holds and runs it (written and read back over Modbus)
+            await site.wait(lambda: site.value("inverter", 711, "Ena") == 1, 10, "711 Ena")
+            assert float(site.value("inverter", 711, "Ctl.KUf")) == pytest.approx(0.04, abs=1e-3)
+            assert float(site.value("inverter", 711, "Ctl.DbUf")) == pytest.approx(0.02, abs=1e-3)
+
+            def enabled_flag() -> bool:
+                with Master(s.port) as m:
+                    return m.integrity().binary[16]
+
+            await _until(enabled_flag, 10, "BI 16 freq_watt_enabled")
+
+            # and it acts: an under-frequency step makes the charging battery charge less
+            def charge() -> list[str]:
+                with Master(s.port) as m:
+                    return [m.analog_out(0, -20000), m.crob(1, True)]
+
+            assert await asyncio.to_thread(charge) == ["SUCCESS", "SUCCESS"]
+            w = lambda: float(site.value("inverter", 701, "W"))  # noqa: E731
+            await site.wait(lambda: abs(w() + 20000) < 300, 10, "charging 20 kW")
+            site.sim.inject("meter", "grid", {"hz": 59.5})
+            await site.wait(lambda: w() > -20000 + 5000, 10, "under-frequency droop")
+            site.sim.inject("meter", "grid", {"release": True})
+            await site.wait(lambda: abs(w() + 20000) < 500, 10, "back to the command")
+
+            grid_before = site.ctl.grid_report()
+            kof_before = site.value("inverter", 711, "Ctl.KOf")
+
+            def refused() -> dict[str, Any]:
+                out: dict[str, Any] = {}
+                with Master(s.port) as m:
+                    out["k_over"] = m.analog_out(22, 500)  # 0.5: the controller allows 0.01-0.1
+                    out["vv_order"] = m.analog_out(8, 900)  # volt-var point 1 at 90 % < point 0
+                    out["vv_range"] = m.analog_out(6, 2000)  # 200 %: outside the map
+                    out["vv_pt3_v"] = m.analog_out(12, 1200)  # point 3 to 120 %: accepted
+                    out["vv_pt3_q"] = m.analog_out(13, -500)  # at once: both coordinates stay
+                return out
+
+            r = await asyncio.to_thread(refused)
+            assert r["k_over"] == "OUT_OF_RANGE"
+            assert r["vv_order"] == "OUT_OF_RANGE"
+            assert r["vv_range"] == "OUT_OF_RANGE"
+            assert r["vv_pt3_v"] == r["vv_pt3_q"] == "SUCCESS"
+            after = site.ctl.grid_report()
+            vv = after["functions"]["volt_var"]["params"]["points"]
+            assert vv[3] == pytest.approx([120.0, -50.0])
+            # apart from the accepted point 3, nothing changed
+            vv_before = grid_before["functions"]["volt_var"]["params"]["points"]
+            assert vv[:3] == vv_before[:3]
+            assert after["functions"]["freq_watt"] == grid_before["functions"]["freq_watt"]
+            assert site.value("inverter", 711, "Ctl.KOf") == kof_before
 
     _run(main())

@@ -31,8 +31,9 @@ def test_bundled_map_covers_the_mesa_ess_list() -> None:
     assert {"soc", "battery_w", "charge_limit_w", "alarm_any", "battery_comm_ok"} <= names
     outs = {p.name: p for p in (*PM.binary_outputs, *PM.analog_outputs)}
     assert outs["start_stop"].sbo is True
-    for n in ("volt_var_enable", "volt_watt_enable", "freq_watt_enable", "power_factor"):
-        assert outs[n].action == "grid_support"
+    for n in ("volt_var_enable", "volt_watt_enable", "freq_watt_enable", "power_factor_enable"):
+        assert outs[n].action.startswith("grid:")
+    assert outs["active_power_limit_enable"].action == "grid_support"  # no controller command
     assert PM.analog_output(1) is not None and PM.analog_output(1).max == 100  # type: ignore[union-attr]
 
 
@@ -49,6 +50,12 @@ def test_bundled_map_covers_the_mesa_ess_list() -> None:
         ('[[binary_output]]\nindex = 0\nname = "a"\naction = "explode"', "binary_output[0].action"),
         ('[[analog_output]]\nindex = 0\nname = "a"\naction = "grid_support"\nmin = 5\nmax = 1',
          "analog_output[0].min"),
+        ('[[analog_output]]\nindex = 0\nname = "a"\naction = "grid:freq_watt.k_sideways"',
+         "analog_output[0].action"),
+        ('[[analog_output]]\nindex = 0\nname = "a"\naction = "grid:freq_watt.points.0.x"',
+         "analog_output[0].action"),
+        ('[[binary_output]]\nindex = 0\nname = "a"\naction = "grid:smoothie"',
+         "binary_output[0].action"),
         ('[[analog_input]]\nindex = -1\nname = "a"\nsource = "ctl:soc"', "analog_input[0].index"),
         ("[[gadgets]]\nindex = 0", "gadgets"),
         ("not toml [", "not valid TOML"),
@@ -126,11 +133,50 @@ def test_start_stop_requires_select_before_operate() -> None:
     assert c.binary(0, False, "operate") == Send("stop", {}, "")
 
 
-def test_grid_support_and_unmapped_points_are_not_supported() -> None:
+def test_active_power_limit_and_unmapped_points_are_not_supported() -> None:
     c = _controls()
-    for d in (c.binary(8, True, "direct"), c.analog(8, 5, "direct"), c.binary(99, True, "direct")):
+    for d in (c.binary(5, True, "direct"), c.analog(4, 5, "direct"), c.binary(99, True, "direct")):
         assert isinstance(d, Answer) and d.status == CommandStatus.NOT_SUPPORTED
     assert isinstance(c.binary(1, None, "direct"), Answer)  # NUL control code
+
+
+GRID = {"volt_var": {"enabled": False, "params": {"points": [[92, 44], [98, 0], [102, 0]]}}}
+
+
+def test_grid_controls_become_cmd_grid_requests() -> None:
+    c = ControlMap(PM, True, lambda: NOW, lambda: GRID)
+    assert c.binary(8, True, "direct") == Send(
+        "grid", {"function": "freq_watt", "params": {"enabled": True}}, None
+    )
+    assert c.binary(9, False, "direct") == Send(
+        "grid", {"function": "pf", "params": {"enabled": False}}, None
+    )
+    assert c.analog(22, 40, "direct") == Send(
+        "grid", {"function": "freq_watt", "params": {"k_over": 0.04}}, None
+    )
+    assert isinstance(c.analog(22, 40, "select"), Answer)  # validated, nothing sent
+    # one coordinate of one curve point: the whole held curve is sent, that point replaced
+    d = c.analog(8, 965, "direct")
+    assert d == Send(
+        "grid",
+        {"function": "volt_var", "params": {"points": [[92, 44], [96.5, 0], [102, 0]]}},
+        None,
+    )
+    assert GRID["volt_var"]["params"]["points"][1] == [98, 0]  # the held curve is not touched
+
+
+def test_grid_curve_points_refused_before_the_controller() -> None:
+    c = ControlMap(PM, True, lambda: NOW, lambda: GRID)
+    d = c.analog(6, 2000, "direct")  # 200 % V: outside the map's [50, 150]
+    assert isinstance(d, Answer) and d.status == CommandStatus.OUT_OF_RANGE
+    assert "volt_var_pt0_v" in d.message
+    d = c.analog(12, 1100, "direct")  # point 3: this curve has 3 points
+    assert isinstance(d, Answer) and d.status == CommandStatus.OUT_OF_RANGE
+    assert "has 3 points" in d.message
+    d = _controls().analog(6, 900, "direct")  # no controller state yet: cannot edit a point
+    assert isinstance(d, Answer) and d.status == CommandStatus.DOWNSTREAM_FAIL
+    assert c.readback(PM.analog_output(9)) == 0.0  # type: ignore[arg-type]
+    assert c.readback(PM.analog_output(22)) is None  # type: ignore[arg-type]
 
 
 def test_parameters_are_range_checked_and_stored_only_on_success() -> None:
@@ -272,6 +318,24 @@ def test_image_maps_state_faults_and_points() -> None:
     im.on_message(T.controller_status, b"offline")
     assert im.binary(_bi("state_charging")) is None  # stale state is not served as live
     assert im.on_message(T.controller_state, b"{not json") is False
+
+
+def test_image_maps_grid_enabled_flags() -> None:
+    im = _image()
+    im.on_message(T.controller_state, jsonutil.dumps({"state": "holding"}).encode())
+    assert im.binary(_bi("freq_watt_enabled")) is None  # a controller without grid support
+    grid = {"functions": {"freq_watt": {"enabled": True}, "volt_var": {"enabled": False}}}
+    im.on_message(T.controller_state, jsonutil.dumps({"state": "holding", "grid": grid}).encode())
+    assert im.binary(_bi("freq_watt_enabled")) is True
+    assert im.binary(_bi("volt_var_enabled")) is False
+    assert im.binary(_bi("pf_enabled")) is None  # not reported: not known
+    # a cmd/grid reply is newer than the state held, until the next state message
+    im.grid_reply = {"functions": {"freq_watt": {"enabled": False}}}
+    assert im.binary(_bi("freq_watt_enabled")) is False
+    im.on_message(T.controller_state, jsonutil.dumps({"state": "holding", "grid": grid}).encode())
+    assert im.grid_reply is None and im.binary(_bi("freq_watt_enabled")) is True
+    im.on_message(T.controller_status, b"offline")
+    assert im.binary(_bi("freq_watt_enabled")) is None
 
 
 def test_service_runs_only_when_enabled() -> None:
