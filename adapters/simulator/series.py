@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import csv
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,37 +95,57 @@ def _time(text: str) -> tuple[float, bool]:
     return dt.timestamp(), True
 
 
-def _watts(text: str) -> float:
+def _number(text: str, what: str, lo: float, hi: float) -> float:
+    """A finite number within [lo, hi]; ValueError naming `what` and the reason otherwise."""
     try:
         v = float(text)
     except ValueError:
-        raise ValueError(f"power {text!r}: not a number") from None
+        raise ValueError(f"{what} {text!r}: not a number") from None
     if not math.isfinite(v):
-        raise ValueError(f"power {text!r}: must be a finite number")
+        raise ValueError(f"{what} {text!r}: must be a finite number")
+    if not lo <= v <= hi:
+        raise ValueError(f"{what} {text!r}: must lie in {lo:g}..{hi:g}")
+    return v
+
+
+def _watts(text: str) -> float:
+    v = _number(text, "power", -math.inf, math.inf)
     if v < 0:
         raise ValueError(f"power {text!r}: must be >= 0 W")
     return v
 
 
-def read_series(path: str | Path) -> Series:
-    """Read a `time,watts` CSV; SeriesError names the line and the reason."""
+Column = Callable[[str], float]
+
+
+def read_columns(
+    path: str | Path, names: tuple[str, ...], columns: tuple[Column, ...]
+) -> tuple[str, list[float], list[list[float]], bool]:
+    """The one CSV reader of the backtest's series: `time` then one cell per converter.
+
+    Returns (path, times, one value list per column, absolute). SeriesError names the line
+    and the reason for every row that is not valid; a first line that does not parse is the
+    header."""
     name = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SeriesError(name, None, f"cannot read: {exc}") from None
     times: list[float] = []
-    values: list[float] = []
+    values: list[list[float]] = [[] for _ in columns]
     absolute: bool | None = None
+    width = 1 + len(columns)
     for lineno, row in enumerate(csv.reader(text.splitlines()), start=1):
         cells = [c.strip() for c in row]
         if not cells or cells == [""] or cells[0].startswith("#"):
             continue
-        if len(cells) != 2:
-            raise SeriesError(name, lineno, f"expected 2 columns (time,watts), got {len(cells)}")
+        if len(cells) != width:
+            raise SeriesError(
+                name, lineno, f"expected {width} columns ({','.join(names)}), got {len(cells)}"
+            )
         try:
             t, abs_t = _time(cells[0])
-            w = _watts(cells[1])
+            row_values = [conv(cell) for conv, cell in zip(columns, cells[1:], strict=True)]
         except ValueError as exc:
             if lineno == 1:
                 continue  # the header line
@@ -137,7 +158,14 @@ def read_series(path: str | Path) -> Series:
         if times and t <= times[-1]:
             raise SeriesError(name, lineno, f"time {cells[0]!r} is not after the row before")
         times.append(t)
-        values.append(w)
+        for column, v in zip(values, row_values, strict=True):
+            column.append(v)
     if not times:
         raise SeriesError(name, None, "no data rows")
-    return Series(name, times, values, bool(absolute))
+    return name, times, values, bool(absolute)
+
+
+def read_series(path: str | Path) -> Series:
+    """Read a `time,watts` CSV; SeriesError names the line and the reason."""
+    name, times, (watts,), absolute = read_columns(path, ("time", "watts"), (_watts,))
+    return Series(name, times, watts, absolute)
