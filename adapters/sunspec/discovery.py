@@ -109,6 +109,25 @@ async def find_base(read: Read, bases: tuple[int, ...] = DEFAULT_BASES) -> int:
     raise NotSunSpec(f"no SunS marker at {', '.join(str(b) for b in bases)}")
 
 
+def _served_prefix(start: int, length: int, refused: list[int]) -> int:
+    """How many registers of [start, start+length) come before a refused run that reaches
+    the end of the span (all of them when the last register was served)."""
+    gone = set(refused)
+    n = length
+    while n > 0 and start + n - 1 in gone:
+        n -= 1
+    return n
+
+
+async def _unreadable(read: Read, address: int) -> bool:
+    """True when the device refuses the register at `address` (where a next header would be)."""
+    try:
+        await read(address, 1)
+    except ReadRefused as exc:
+        return exc.code in REFUSED_CODES
+    return False
+
+
 def _impossible(mid: int, length: int, addr: int) -> str | None:
     if mid == 0 and length == 0:
         return f"zeros at {addr} instead of the end marker"
@@ -152,11 +171,19 @@ async def discover(
             addr += length + 2
             continue
         body, refused = await read_tolerant(read, addr + 2, length, max_read)
-        if length and len(refused) == length:
-            # Nothing of the body is served: a header pointing past what the device has,
-            # not a model to poll (its points would all be refused reads forever).
-            end = f"model {mid} at {addr}: none of its L={length} registers can be read"
-            break
+        served = _served_prefix(addr + 2, length, refused)
+        cut: str | None = None
+        if served < length and await _unreadable(read, addr + 2 + length):
+            # The device ends inside this model: its L claims registers nobody serves.
+            if served == 0:
+                end = f"model {mid} at {addr}: none of its L={length} registers can be read"
+                break
+            cut = (
+                f"model {mid} at {addr}: the device ends after {served} of its "
+                f"L={length} registers"
+            )
+            length, body = served, body[:served]
+            refused = [a for a in refused if a < addr + 2 + served]
         if refused:
             notes.append(
                 f"model {mid} at {addr}: registers {_ranges(refused)} refused during discovery"
@@ -176,6 +203,9 @@ async def discover(
             chain.append(ChainEntry(mid, addr, length, True, note, layout.defined_length))
             if mid == 1 and layout.instance == 1:
                 identity = _identity(layout, regs)
+        if cut is not None:
+            end = cut
+            break
         addr += length + 2
     if end != "marker":
         notes.append(f"chain ends at {addr}: {end}; keeping {len(models)} models")

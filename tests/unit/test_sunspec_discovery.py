@@ -173,6 +173,22 @@ def test_a_header_whose_whole_body_is_refused_ends_the_chain() -> None:
     assert "none of its L=40 registers can be read" in dmap.end
 
 
+def test_a_model_running_off_the_end_of_the_device_keeps_what_is_served() -> None:
+    regs = image([common(), battery()])
+    first_802 = next(
+        m.address for m in run(discover(FakeDevice(regs).read)).models if m.model_id == 802
+    )
+    last = max(regs)
+    for a in range(first_802 + 2 + 20, last + 1):  # the device ends 20 registers into 802
+        del regs[a]
+    dmap = run(discover(FakeDevice(regs).read))
+    assert [m.model_id for m in dmap.models] == [1, 802]
+    bat = dmap.models[1]
+    assert bat.length == 20 and all(p.end <= first_802 + 22 for p in bat.points)
+    assert bat.missing  # the rest of 802 is published as null
+    assert "the device ends after 20 of its" in dmap.end
+
+
 def test_body_refused_during_discovery_is_read_around() -> None:
     regs = image([common(), battery(soc=321)])
     w = next(
