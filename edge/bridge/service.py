@@ -7,8 +7,8 @@ import contextlib
 import logging
 import ssl
 import time
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from edge.bridge.config import BridgeConfig
