@@ -125,12 +125,14 @@ acl() {
     echo "user scada"
     read_all
     echo
-    echo "# Operators: controller commands, device set requests, simulator fault injection."
+    echo "# Operators: controller commands, device set requests, simulator fault injection,"
+    echo "# requests to the 2030.5 bridge (the only role that may send those)."
     echo "user operator"
     read_all
     echo "topic write $root/controller/cmd/#"
     set_all
     echo "topic write $root/sim/+/cmd/#"
+    echo "topic write $root/bridge/admin/#"
     echo
     echo "# The simulator: its fault-injection requests and status."
     echo "user sim"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import (
@@ -81,6 +82,15 @@ class BridgeConfig:
     post_rates: dict[str, int] = field(default_factory=dict)  # resource name -> postRate (s)
     pen: int = 0  # IANA Private Enterprise Number: the last 8 digits of server mRIDs
     csipaus_ns: str = "https://csipaus.org/ns/v1.3"  # CSIP-AUS namespace of what we emit
+    public_url: str | None = None  # scheme://host[:port] clients reach us at; None: listen address
+
+    @property
+    def base_url(self) -> str:
+        """Where clients reach the server: the prefix of every URI that must be absolute."""
+        if self.public_url is not None:
+            return self.public_url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.port}"
 
 
 class BridgeTlsSchema(Schema):
@@ -199,6 +209,8 @@ class BridgeSchema(Schema):
         validate=validate.OneOf(["https://csipaus.org/ns/v1.3", "https://csipaus.org/ns"]),
     )
 
+    public_url = fields.String(load_default=None)
+
     @validates("timezone")
     def _tz(self, value: str, **_: Any) -> None:
         try:
@@ -225,6 +237,8 @@ class BridgeSchema(Schema):
             )
         if data.get("tls") is not None and data.get("proxy") is not None:
             raise ValidationError("give either [bridge.tls] or [bridge.proxy], not both", "proxy")
+        if data.get("public_url") is not None:
+            data["public_url"] = check_public_url(data["public_url"], data.get("proxy") is not None)
         devs = data.get("devices") or []
         for attr_ in ("name", "lfdi"):
             vals = [getattr(d, attr_) for d in devs]
@@ -239,6 +253,31 @@ class BridgeSchema(Schema):
         data["devices"] = tuple(data["devices"])
         data["aggregators"] = tuple(data["aggregators"])
         return BridgeConfig(**data)
+
+
+def check_public_url(value: str, proxied: bool) -> str:
+    """`public_url` without a trailing slash; refused unless https://host[:port] (http only
+    behind the trusted proxy, which terminates TLS)."""
+    try:
+        u = urlsplit(value.strip())
+        port = u.port  # raises on a bad port
+    except ValueError as exc:
+        raise ValidationError(f"not a URL: {exc}", "public_url") from None
+    schemes = ("https", "http") if proxied else ("https",)
+    if u.scheme not in schemes:
+        raise ValidationError(
+            f"scheme must be {' or '.join(schemes)}, not {u.scheme or 'missing'!r}"
+            + ("" if proxied else " (http only with [bridge.proxy])"),
+            "public_url",
+        )
+    if not u.hostname:
+        raise ValidationError("needs a host, e.g. https://gateway.example:8443", "public_url")
+    if u.path not in ("", "/") or u.query or u.fragment or u.username or u.password:
+        raise ValidationError(
+            "only scheme://host[:port]; no path, query, fragment or user", "public_url"
+        )
+    del port
+    return f"{u.scheme}://{u.netloc}"
 
 
 def section() -> fields.Field:

@@ -8,6 +8,7 @@ import logging
 import ssl
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from edge.bridge.config import BridgeConfig
@@ -88,6 +89,8 @@ class BridgeService:
                 )
             self.core.start()
             runner, self.port = await start_server(self.core, self.cfg, ssl_ctx)
+            if self.cfg.port == 0:  # an ephemeral port: absolute URIs name the bound one
+                self.core.server.cfg = replace(self.core.server.cfg, port=self.port)
             log.info(
                 "2030.5 bridge listening on %s:%s (%s)",
                 self.cfg.host,

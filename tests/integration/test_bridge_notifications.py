@@ -138,6 +138,8 @@ def test_notifications_delivered_retried_and_counted(
         assert good.received[0][0] - t0 < 1.5  # not held up by the dead endpoint's retries
         doc = etree.fromstring(good.received[0][1])
         assert doc.find(f"{{{NS}}}Resource/{{{NS}}}DERControl/{{{NS}}}mRID").text == r["mrid"]
+        # absolute, under the port the bridge bound (port 0 in the config)
+        assert doc.findtext(f"{{{NS}}}subscriptionURI") == f"{base}/edev/1/sub/2"
         wait(lambda: flaky.received, timeout=5)  # after two 500s and two backoffs
         # the dead one: 3 attempts, then counted; everything accounted for
         wait(lambda: stats["failed"] == 2 and stats["pending"] == 0, timeout=8)

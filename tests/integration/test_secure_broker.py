@@ -451,6 +451,36 @@ def test_sim_role_is_confined_to_the_simulator(secure_broker: SecureBroker) -> N
         ctl.close()
 
 
+# Every role of the generated ACL but the operator (the adapters of the demo devices included).
+NOT_OPERATORS = ("controller", "bridge", "scada", "sim", "sparkplug", "sparkplug-host",
+                 "ha-discovery", "homeassistant", "adapter-battery", "adapter-inverter",
+                 "adapter-meter")  # fmt: skip
+
+
+def test_only_operators_send_bridge_admin_requests(secure_broker: SecureBroker) -> None:
+    b = secure_broker
+    assert set(NOT_OPERATORS) | {"operator"} == set(b.passwords)  # a new role is checked too
+    bridge = Client(b, "bridge", None, T.bridge_admin_filter, T.controller_events)
+    try:
+        for user in NOT_OPERATORS:
+            c = Client(b, user)
+            try:
+                assert c.publish(T.bridge_admin(f"edev-{user}"), "{}") == NOT_AUTHORIZED, user
+                assert c.publish(f"{T.root}/bridge/admin/x/y", "{}") == NOT_AUTHORIZED, user
+            finally:
+                c.close()
+        op = Client(b, "operator")
+        try:
+            assert op.publish(T.bridge_admin("stats"), "{}") in ACCEPTED
+        finally:
+            op.close()
+        bridge.wait_for(T.bridge_admin("stats"))  # the bridge reads what operators send
+        marker(b, bridge)
+        assert [t for t in bridge.topics() if "/bridge/admin/" in t] == [T.bridge_admin("stats")]
+    finally:
+        bridge.close()
+
+
 # -- request/response through the project's own MQTT shell, over TLS with passwords -------------
 def test_replies_reach_only_the_requesters_own_branch(secure_broker: SecureBroker) -> None:
     b = secure_broker

@@ -48,6 +48,16 @@ def test_devices_are_checked() -> None:
     assert cfg.devices[0].lfdi == A
 
 
+def test_public_url_defaults_to_the_listen_address() -> None:
+    assert parse_site(site({"tls": TLS})).bridge.base_url == "https://0.0.0.0:8443"
+    v6 = parse_site(site({"tls": TLS, "host": "::1", "port": 9443})).bridge
+    assert v6.public_url is None and v6.base_url == "https://[::1]:9443"
+    cfg = parse_site(site({"tls": TLS, "public_url": "https://gw.example:8443/"})).bridge
+    assert cfg.public_url == cfg.base_url == "https://gw.example:8443"  # trailing / dropped
+    proxied = parse_site(site({"proxy": {}, "public_url": "http://gw.example"})).bridge
+    assert proxied.base_url == "http://gw.example"  # http only behind the trusted proxy
+
+
 @pytest.mark.parametrize(
     ("bridge", "key", "reason"),
     [
@@ -80,6 +90,16 @@ def test_devices_are_checked() -> None:
          "bridge.aggregators.0.lfdi", "40 hexadecimal"),
         ({"tls": TLS, "default_control": {"setGradW": 70000}}, "bridge.default_control",
          "setGradW"),
+        ({"tls": TLS, "public_url": "http://gw.example:8443"}, "bridge.public_url",
+         "scheme must be https"),
+        ({"proxy": {}, "public_url": "ftp://gw.example"}, "bridge.public_url", "https or http"),
+        ({"tls": TLS, "public_url": "gw.example:8443"}, "bridge.public_url", "scheme"),
+        ({"tls": TLS, "public_url": "https://gw.example/2030.5"}, "bridge.public_url",
+         "no path"),
+        ({"tls": TLS, "public_url": "https://gw.example?a=1"}, "bridge.public_url", "no path"),
+        ({"tls": TLS, "public_url": "https://:8443"}, "bridge.public_url", "needs a host"),
+        ({"tls": TLS, "public_url": "https://gw.example:99999"}, "bridge.public_url",
+         "not a URL"),
     ],
 )  # fmt: skip
 def test_errors_name_the_key(bridge: dict[str, Any], key: str, reason: str) -> None:

@@ -68,7 +68,7 @@ def test_a_change_queues_one_notification_with_the_resource() -> None:
     res = doc.find(f"{{{NS}}}Resource")
     assert res.get(f"{{{XSI}}}type") == "DERControlList"
     assert res.find(f"{{{NS}}}DERControl/{{{NS}}}mRID").text == r["mrid"]
-    assert doc.findtext(f"{{{NS}}}subscriptionURI") == "/edev/1/sub/1"
+    assert doc.findtext(f"{{{NS}}}subscriptionURI") == "https://0.0.0.0:8443/edev/1/sub/1"
     assert core.scan_notifications() == 0  # once per change
     clock.t += 10  # the event starts: its status changes, so does the list
     core.tick()
@@ -79,6 +79,17 @@ def test_a_change_queues_one_notification_with_the_resource() -> None:
     core.admin("edev", {"lfdi": A, "registered": False})
     core.tick()
     assert not core.server.subscriptions  # the device is gone, so are its subscriptions
+
+
+def test_subscription_uri_is_absolute_under_the_public_url() -> None:
+    """2030.5 requires a fully qualified subscriptionURI, never a relative reference."""
+    core, _, _ = make(public_url="https://gateway.example:8443")
+    assert core.handle("POST", "/edev/1/sub", {}, sub_doc("/edev/1/derp/1/derc"), A).status == 201
+    n = core.server.outbox.pop()
+    assert_valid(n.body)
+    uri = etree.fromstring(n.body).findtext(f"{{{NS}}}subscriptionURI")
+    assert uri == "https://gateway.example:8443/edev/1/sub/1"
+    assert n.subscription == "/edev/1/sub/1"  # the delivery key stays the local href
 
 
 def test_default_control_change_notifies_its_subscribers_only() -> None:

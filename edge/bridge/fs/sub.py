@@ -229,14 +229,19 @@ def scan(
         if body is None:
             continue
         server.outbox.append(
-            Notification(sub.notification_uri, notification(sub, body), sub.doc.href)
+            Notification(
+                sub.notification_uri,
+                notification(sub, body, server.cfg.base_url),
+                sub.doc.href,
+            )
         )
         n += 1
     return n
 
 
-def notification(sub: Subscription, resource: bytes) -> bytes:
-    """A Notification carrying the resource as `<Resource xsi:type="...">`."""
+def notification(sub: Subscription, resource: bytes, base_url: str) -> bytes:
+    """A Notification carrying the resource as `<Resource xsi:type="...">`; its
+    `subscriptionURI` is absolute (`base_url` + the subscription's href), as 2030.5 requires."""
     res = etree.fromstring(resource)
     kind = etree.QName(res).localname
     res.tag = f"{{{m.NS}}}Resource"
@@ -245,7 +250,7 @@ def notification(sub: Subscription, resource: bytes) -> bytes:
     etree.SubElement(root, f"{{{m.NS}}}subscribedResource").text = sub.resource
     root.append(res)
     etree.SubElement(root, f"{{{m.NS}}}status").text = str(STATUS_DEFAULT)
-    etree.SubElement(root, f"{{{m.NS}}}subscriptionURI").text = sub.doc.href
+    etree.SubElement(root, f"{{{m.NS}}}subscriptionURI").text = base_url + sub.doc.href
     return bytes(etree.tostring(root))
 
 
