@@ -112,12 +112,16 @@ class Operating(ControllerContext):
             self._emit({"kind": "mode", **self.mode_state(), "reason": reason})
             self._changed()
 
-    def _select_manual(self, signed_w: float) -> None:
-        """An operator's charge/discharge/hold: the manual mode, the schedule suspended."""
+    def _select_manual(
+        self, signed_w: float, source: str = "command", reason: str | None = None
+    ) -> None:
+        """An operator's charge/discharge/hold (or a service's fallback hold, `source`
+        "fallback" with its reason): the manual mode, the schedule suspended."""
         self._schedule_on = False
         self._fallback = None
-        self._select(load_mode("manual", {"power_w": signed_w}), "command", "command")
-        self.why = f"manual: {self.mode.step(self.site_view()).why}; bound by: " + (
+        self._select(load_mode("manual", {"power_w": signed_w}), source, reason or source)
+        said = f"{source}: {reason}" if reason else self.mode.step(self.site_view()).why
+        self.why = f"manual: {said}; bound by: " + (
             self._through_pipeline(signed_w, ramp=False).bound_by
         )
 
@@ -206,7 +210,7 @@ class Operating(ControllerContext):
                 self.why = why
                 self._changed()
             return
-        manual = self.mode.name == "manual" and self.mode_source == "command"
+        manual = self.mode.name == "manual" and self.mode_source in ("command", "fallback")
         if manual and not self.grid_runs_here():
             return  # the operator's command set the request and the state
         site = self.site_view()

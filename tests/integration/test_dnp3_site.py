@@ -218,6 +218,10 @@ def test_reconnect_bounded_events_and_master_loss_fallback(broker: Broker) -> No
             assert "DNP3 master silent" in s.dnp3_state["fallback"]["reason"]
             assert s.dnp3_state["fallback"]["mode"] == "hold"
             assert site.value("inverter", 704, "WSet") == 0
+            # the controller's own state names the fallback, not an operator's hold
+            snap = site.ctl.snapshot()
+            assert snap["mode"]["source"] == "fallback", snap["mode"]
+            assert snap["why"].startswith("manual: fallback: DNP3 master silent for "), snap["why"]
 
             # while no master listens, SoC crosses band 2 <-> 3 six times: 12 band events
             for soc in (85.0, 50.0) * 6:
