@@ -162,3 +162,22 @@ def test_a_bad_limit_is_refused_naming_the_field_and_changes_nothing(
         assert r.ctl.operator_limit == (20000.0, None)
 
     run(main())
+
+
+def test_a_running_mode_is_bound_by_the_limit_and_says_so() -> None:
+    async def main() -> None:
+        r = make_rig()
+        r.ctl.on_status("meter", "online")
+        r.feed("meter", "203", "W", 80000.0)
+        r.feed("meter", "", "ts", 1.7e9 + r.clock.now)
+        await r.to_holding()
+        await r.cmd("mode", {"mode": "peak_shaving", "params": {"target_w": 50000}})
+        assert r.dev.of("WSet")[-1] > 10000  # discharging above the limit to come
+        await r.cmd("limit", {"charge_w": None, "discharge_w": 10000})
+        assert r.dev.of("WSet")[-1] == 10000
+        snap = r.ctl.snapshot()
+        assert snap["why"].endswith("bound by: discharge_limit (operator limit)"), snap["why"]
+        assert snap["limits"]["source"] == "charge: battery AChaMax*V; discharge: operator limit"
+        assert snap["mode"]["name"] == "peak_shaving"  # the mode keeps running, bounded
+
+    run(main())
