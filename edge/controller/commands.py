@@ -48,10 +48,20 @@ class Commands(ControllerContext):
         return self._reply()
 
     async def _cmd_hold(self, body: dict[str, Any]) -> dict[str, Any]:
-        self._fields("hold", body, set())
-        return await self._hold()
+        self._fields("hold", body, {"source", "reason"})
+        source = body.get("source", "command")
+        if source not in ("command", "fallback"):
+            raise Refused(
+                "invalid_payload", f"source: {short(source)} must be 'command' or 'fallback'"
+            )
+        reason = body.get("reason")
+        if reason is not None and (not isinstance(reason, str) or not 0 < len(reason) <= 200):
+            raise Refused("invalid_payload", "reason: expected a string of 1 to 200 characters")
+        if source == "fallback" and reason is None:
+            raise Refused("invalid_payload", "reason: missing (required with source 'fallback')")
+        return await self._hold(source, reason)
 
-    async def _hold(self) -> dict[str, Any]:
+    async def _hold(self, source: str = "command", reason: str | None = None) -> dict[str, Any]:
         self._refuse_in_fault("hold")
         if not self.sm.can("hold"):
             extra = (
@@ -61,8 +71,8 @@ class Commands(ControllerContext):
             )
             raise self._not_allowed("hold", "hold", extra=extra)
         self.requested_w = 0.0
-        self._select_manual(0.0)
-        self._goto("hold", "command hold")
+        self._select_manual(0.0, source, reason)
+        self._goto("hold", f"{source} hold" + (f": {reason}" if reason else ""))
         return await self._command_setpoint()
 
     async def _cmd_charge(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -45,6 +45,7 @@ class ControllerContext:
     applied_w: float
     pending_recovery_w: float | None
     limits: Limits
+    operator_limit: tuple[float | None, float | None]  # cmd/limit (charge_w, discharge_w)
     _on_event: Callable[[dict[str, Any]], None]
     _on_change: Callable[[], None]
     _sp_task: Task | None
@@ -170,7 +171,9 @@ class ControllerContext:
     def site_view(self) -> SiteView:
         raise NotImplementedError
 
-    def _select_manual(self, signed_w: float) -> None:
+    def _select_manual(
+        self, signed_w: float, source: str = "command", reason: str | None = None
+    ) -> None:
         raise NotImplementedError
 
     def _next_step(self) -> float:
@@ -185,7 +188,16 @@ class ControllerContext:
     def _refuse_in_fault(self, command: str) -> None:
         raise NotImplementedError
 
-    async def _hold(self) -> dict[str, Any]:
+    def _update_limits(self) -> None:
+        raise NotImplementedError
+
+    def _bound_label(self, bound: str) -> str:
+        raise NotImplementedError
+
+    async def _control_now(self) -> None:
+        raise NotImplementedError
+
+    async def _hold(self, source: str = "command", reason: str | None = None) -> dict[str, Any]:
         raise NotImplementedError
 
     async def _charge(self, w: float, pf: float | None) -> dict[str, Any]:

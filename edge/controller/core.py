@@ -65,6 +65,8 @@ class Controller(Commands, Sequences, Setpoint, Monitors, Operating, GridControl
         self.requested_w = 0.0  # signed: + discharge, - charge
         self.applied_w = 0.0
         self.pending_recovery_w: float | None = None
+        # The operator run-time limits (cmd/limit), W; None: none that way.
+        self.operator_limit: tuple[float | None, float | None] = (None, None)
         self.limits: Limits = self._compute_limits()
         self._limit_points = profile.limit_points()
         self._sp_task: Task | None = None
@@ -114,6 +116,7 @@ class Controller(Commands, Sequences, Setpoint, Monitors, Operating, GridControl
             "mode": self._cmd_mode,
             "schedule": self._cmd_schedule,
             "grid": self._cmd_grid,
+            "limit": self._cmd_limit,
         }.get(name)
         try:
             if handler is None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+OPERATOR_LIMIT = "operator limit"  # the source named when cmd/limit binds
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -61,8 +63,13 @@ def compute_limits(
     inverter_discharge_w: float | None,
     configured_charge_w: float | None,
     configured_discharge_w: float | None,
+    operator_charge_w: float | None = None,
+    operator_discharge_w: float | None = None,
 ) -> Limits:
-    """min(AChaMax*V, WChaRteMax, inverter rating, configured) for each direction.
+    """min(AChaMax*V, WChaRteMax, inverter rating, configured, operator) for each direction.
+
+    The operator run-time limit (cmd/limit) is one more candidate of the min(): it can only
+    lower the limits in force, never raise them.
 
     Unknown values are skipped, but a direction whose battery limits (A*V or WRteMax) are both
     unknown is limited to 0 W: the controller never commands what it cannot check.
@@ -79,6 +86,7 @@ def compute_limits(
         Candidate(
             "configured max_charge_w / max_discharge_w", configured_charge_w, configured_discharge_w
         ),
+        Candidate(OPERATOR_LIMIT, operator_charge_w, operator_discharge_w),
     ]
     battery = cands[:2]
 

@@ -18,6 +18,7 @@ from edge.controller.machine import St
 from edge.controller.modes.base import Mode, SiteView, Want
 from edge.controller.modes.registry import load_mode, mode_class
 from edge.controller.schedule import Schedule, parse_schedule
+from edge.controller.setpoint import limit_value
 
 # States in which the active mode sets the request (not soc_recovery: recovery owns it).
 RUNS_IN = frozenset({St.HOLDING, St.CHARGING, St.DISCHARGING})
@@ -112,12 +113,16 @@ class Operating(ControllerContext):
             self._emit({"kind": "mode", **self.mode_state(), "reason": reason})
             self._changed()
 
-    def _select_manual(self, signed_w: float) -> None:
-        """An operator's charge/discharge/hold: the manual mode, the schedule suspended."""
+    def _select_manual(
+        self, signed_w: float, source: str = "command", reason: str | None = None
+    ) -> None:
+        """An operator's charge/discharge/hold (or a service's fallback hold, `source`
+        "fallback" with its reason): the manual mode, the schedule suspended."""
         self._schedule_on = False
         self._fallback = None
-        self._select(load_mode("manual", {"power_w": signed_w}), "command", "command")
-        self.why = f"manual: {self.mode.step(self.site_view()).why}; bound by: " + (
+        self._select(load_mode("manual", {"power_w": signed_w}), source, reason or source)
+        said = f"{source}: {reason}" if reason else self.mode.step(self.site_view()).why
+        self.why = f"manual: {said}; bound by: " + self._bound_label(
             self._through_pipeline(signed_w, ramp=False).bound_by
         )
 
@@ -151,6 +156,28 @@ class Operating(ControllerContext):
             self._select(mode, "command", "command mode")
         await self._control_now()
         return {**self._reply(), "mode": self.mode_state()}
+
+    async def _cmd_limit(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The operator run-time limits: one more term of the min(), so only ever lower."""
+        self._fields("limit", body, {"charge_w", "discharge_w"})
+        new = (limit_value(body, "charge_w"), limit_value(body, "discharge_w"))
+        self.operator_limit = new
+        head = self.why.rsplit("; bound by: ", 1)[0]
+        self._update_limits()
+        task = self._sp_task if self._running(self._sp_task) else None
+        manual = self.mode.name == "manual" and self.mode_source in ("command", "fallback")
+        if self.state in RUNS_IN and manual:
+            bound = self._through_pipeline(self.requested_w, ramp=False).bound_by
+            self.why = f"{head}; bound by: {self._bound_label(bound)}"
+            self._changed()
+        elif self.state in RUNS_IN:
+            await self._control_now()
+        await self._await(task)
+        return {
+            **self._reply(),
+            "limits": self.limits.as_dict(),
+            "operator_limit": {"charge_w": new[0], "discharge_w": new[1]},
+        }
 
     async def _cmd_schedule(self, body: dict[str, Any]) -> dict[str, Any]:
         self._fields("schedule", body, {"schedule"})
@@ -206,7 +233,7 @@ class Operating(ControllerContext):
                 self.why = why
                 self._changed()
             return
-        manual = self.mode.name == "manual" and self.mode_source == "command"
+        manual = self.mode.name == "manual" and self.mode_source in ("command", "fallback")
         if manual and not self.grid_runs_here():
             return  # the operator's command set the request and the state
         site = self.site_view()
@@ -223,7 +250,7 @@ class Operating(ControllerContext):
         want = self.grid_stage(want, site)  # grid support overrides the mode where they conflict
         goal = self._through_pipeline(want.power_w, ramp=False).power_w
         applied = self._through_pipeline(want.power_w)
-        bound = applied.bound_by
+        bound = self._bound_label(applied.bound_by)
         self.grid_settle(applied.power_w, site.pv_w)
         set_by = self.grid_out.set_by if self.grid_out is not None else None
         why = (

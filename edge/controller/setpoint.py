@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import replace
 from typing import Any
 
 from edge.controller.context import REPLY_WAIT_S, ControllerContext
-from edge.controller.errors import Refused
-from edge.controller.limits import Limits, compute_limits
+from edge.controller.errors import Refused, short
+from edge.controller.limits import OPERATOR_LIMIT, Limits, compute_limits
 from edge.controller.machine import ACTIVE, St
 from edge.controller.pipeline import Applied, PipelineSettings, apply
 from edge.controller.profiles import Unsupported, WriteFailed
@@ -31,7 +32,16 @@ class Setpoint(ControllerContext):
             inverter_discharge_w=inv_d,
             configured_charge_w=self.s.max_charge_w,
             configured_discharge_w=self.s.max_discharge_w,
+            operator_charge_w=self.operator_limit[0],
+            operator_discharge_w=self.operator_limit[1],
         )
+
+    def _bound_label(self, bound: str) -> str:
+        """A pipeline bound for `why`, naming the operator limit when it is the one in force."""
+        src = {"charge_limit": self.limits.charge_source}.get(
+            bound, self.limits.discharge_source if bound == "discharge_limit" else ""
+        )
+        return f"{bound} ({OPERATOR_LIMIT})" if src == OPERATOR_LIMIT else bound
 
     def _update_limits(self) -> None:
         new = self._compute_limits()
@@ -109,3 +119,22 @@ class Setpoint(ControllerContext):
         task = self._spawn_setpoint(immediate_zero=True)
         await asyncio.wait([task], timeout=REPLY_WAIT_S)
         return self._reply()
+
+
+def limit_value(body: dict[str, Any], key: str) -> float | None:
+    """One field of cmd/limit: a finite number >= 0 in W, or None (no operator limit)."""
+    if key not in body:
+        raise Refused("invalid_payload", f"{key}: missing (a number of W, or null for none)")
+    v = body[key]
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        got = type(v).__name__
+        raise Refused("invalid_payload", f"{key}: expected a number or null, got {got}")
+    if isinstance(v, float) and not math.isfinite(v):
+        raise Refused("invalid_payload", f"{key}: {short(v)} is not a finite number")
+    if v < 0:
+        raise Refused("out_of_range", f"{key}: {short(v)} is negative (a limit is a magnitude)")
+    if v > 1e9:
+        raise Refused("out_of_range", f"{key}: {short(v)} is beyond any device (max 1e9)")
+    return float(v)

@@ -29,7 +29,7 @@ REFUSAL_STATUS = {
 }
 # The controller is downstream of the outstation: no reply, offline or failed -> DOWNSTREAM_FAIL.
 NO_REPLY_STATUS = CommandStatus.DOWNSTREAM_FAIL
-GRID_SUPPORT_NOTE = "no controller command maps to this point (no active power limit command)"
+GRID_SUPPORT_NOTE = "no controller command maps to this point"
 GridState = Callable[[], dict[str, Any] | None]  # the controller state's `grid.functions`
 
 
@@ -46,6 +46,7 @@ class Send:
     body: dict[str, Any]
     enables: str | None  # the DNP3 mode this selects ("" = none), None = leaves it as is
     params: dict[str, float] = field(default_factory=dict)
+    limit_on: bool | None = None  # the active power limit enabled / cleared; None: as is
 
 
 Decision = Answer | Send
@@ -79,6 +80,7 @@ class ControlMap:
         self.grid = grid
         self.params: dict[str, float] = {"charge_discharge.power_w": 0.0}
         self.enabled: str = ""  # "charge_discharge" | "coordinated" | ""
+        self.limit_on = False  # BO 5: the active power limit (cmd/limit) is in force
 
     # -- decisions ---------------------------------------------------------------------
     def binary(self, index: int, on: bool | None, how: str) -> Decision:
@@ -98,6 +100,8 @@ class ControlMap:
         if p.action.startswith("grid:"):
             fn = p.action.removeprefix("grid:")
             return Send("grid", {"function": fn, "params": {"enabled": on}}, None)
+        if p.action == "limit":
+            return self._limit_command(on, {}, p.name)
         if p.action == "start_stop":
             return Send("start" if on else "stop", {}, None if on else "")
         if p.action in ("hold", "reset"):
@@ -132,6 +136,8 @@ class ControlMap:
         assert p.param is not None
         new = {p.param: eng}
         mode = p.param.split(".", 1)[0]
+        if mode == "limit" and self.limit_on:  # in force: the new value applies now
+            return self._limit_command(True, new, p.name)
         if self.enabled == mode:  # the mode runs: apply the new parameter now
             return self._mode_command(mode, new, p.name)
         return Answer(CommandStatus.SUCCESS, f"{p.name} = {eng:g} {p.unit}", new)
@@ -143,6 +149,8 @@ class ControlMap:
         self.params.update(decision.params)
         if isinstance(decision, Send) and decision.enables is not None:
             self.enabled = decision.enables
+        if isinstance(decision, Send) and decision.limit_on is not None:
+            self.limit_on = decision.limit_on
 
     def readback(self, p: AnalogOutput) -> float | None:
         """The engineering value an analog output reads back as (g40): the stored parameter,
@@ -198,6 +206,16 @@ class ControlMap:
         if sbo and how == "direct":
             return Answer(CommandStatus.NOT_SUPPORTED, f"{name}: select-before-operate required")
         return None
+
+    def _limit_command(self, on: bool, new: dict[str, float], name: str) -> Decision:
+        """cmd/limit: the same W both ways when on, cleared (null) when off. The controller
+        combines it with min() into the limits in force, so it can only lower them."""
+        if not on:
+            return Send("limit", {"charge_w": None, "discharge_w": None}, None, new, False)
+        w = {**self.params, **new}.get("limit.power_w")
+        if w is None:
+            return Answer(CommandStatus.FORMAT_ERROR, f"{name}: limit.power_w is not set yet")
+        return Send("limit", {"charge_w": w, "discharge_w": w}, None, new, True)
 
     def _mode_command(self, mode: str, new: dict[str, float], name: str) -> Decision:
         params = {**self.params, **new}

@@ -26,6 +26,7 @@ BINARY_ACTIONS = (
     "coordinated",
     "hold",
     "reset",
+    "limit",
     "grid_support",
     "grid:volt_var",
     "grid:volt_watt",
@@ -43,6 +44,7 @@ PARAMS = (
     "coordinated.target_soc",
     "coordinated.duration_min",
     "coordinated.max_power_w",
+    "limit.power_w",
 )
 MAX_INDEX = 65535
 

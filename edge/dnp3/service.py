@@ -224,7 +224,11 @@ class Dnp3Service:
 
     # -- master loss -----------------------------------------------------------------------
     async def _fallback(self, now: float) -> None:
-        reply = await self._send(self.watch.fallback, {})
+        body: dict[str, Any] = {}
+        if self.watch.fallback == "hold":  # the controller's state names it as ours
+            silent = now - (self.watch.last_seen or now)
+            body = {"source": "fallback", "reason": f"DNP3 master silent for {silent:.0f} s"}
+        reply = await self._send(self.watch.fallback, body)
         status, message = reply_status(reply)
         ok = status == CommandStatus.SUCCESS
         outcome = "ok" if ok else "no_reply" if reply is None else "refused"

@@ -19,6 +19,7 @@ CONTROLLER_COMMANDS = (
     "mode",
     "schedule",
     "grid",
+    "limit",
 )
 
 

@@ -125,8 +125,7 @@ def test_controls_nfm_master(broker: Broker) -> None:
                     out["w_out_of_range"] = m.analog_out(0, -20_000_000)
                     out["setpoint"] = m.analog_out(0, -20000)
                     out["enable"] = m.crob(1, True)
-                    out["power_limit"] = m.crob(5, True)
-                    out["power_limit_pct"] = m.analog_out(4, 500)
+                    out["power_limit"] = m.crob(5, True)  # no value written yet
                     out["unmapped"] = m.crob(42, True)
                 return out
 
@@ -134,8 +133,7 @@ def test_controls_nfm_master(broker: Broker) -> None:
             assert r["soc_out_of_range"] == "OUT_OF_RANGE"
             assert r["w_out_of_range"] == "OUT_OF_RANGE"
             assert r["setpoint"] == "SUCCESS" and r["enable"] == "SUCCESS"
-            assert r["power_limit"] == "NOT_SUPPORTED"  # no controller command for it
-            assert r["power_limit_pct"] == "NOT_SUPPORTED"
+            assert r["power_limit"] == "FORMAT_ERROR"  # AO 4 not written yet: nothing enabled
             assert r["unmapped"] == "NOT_SUPPORTED"
             # the charge went through the controller's pipeline to the simulated inverter
             assert site.ctl.state == "charging"
@@ -143,6 +141,38 @@ def test_controls_nfm_master(broker: Broker) -> None:
             soc0 = site.value("battery", 802, "SoC")
             await site.wait(lambda: site.value("inverter", 701, "W") == -20000, 5, "-20 kW")
             await site.wait(lambda: site.value("battery", 802, "SoC") > soc0, 10, "SoC rises")
+
+            # the active power limit (BO 5 enable, AO 4 in W) becomes cmd/limit: it lowers
+            # the charge now; a refused value answers OUT_OF_RANGE and changes nothing
+            def limit_session() -> dict[str, Any]:
+                out: dict[str, Any] = {}
+                with Master(s.port) as m:
+                    out["value"] = m.analog_out(4, 12000)
+                    out["enable"] = m.crob(5, True)
+                    out["negative"] = m.analog_out(4, -1)
+                    out["too_big"] = m.analog_out(4, 20_000_000)
+                return out
+
+            r = await asyncio.to_thread(limit_session)
+            assert (r["value"], r["enable"]) == ("SUCCESS", "SUCCESS"), r
+            assert (r["negative"], r["too_big"]) == ("OUT_OF_RANGE", "OUT_OF_RANGE"), r
+            snap = site.ctl.snapshot()
+            assert snap["limits"] == {
+                "charge_w": 12000,
+                "discharge_w": 12000,
+                "source": "operator limit",
+            }, snap["limits"]
+            assert snap["why"].endswith("bound by: charge_limit (operator limit)"), snap["why"]
+            assert site.value("inverter", 704, "WSet") == -12000
+            await site.wait(lambda: site.value("inverter", 701, "W") == -12000, 5, "-12 kW")
+
+            def limit_off() -> str:
+                with Master(s.port) as m:
+                    return m.crob(5, False)
+
+            assert await asyncio.to_thread(limit_off) == "SUCCESS"
+            assert "operator" not in site.ctl.snapshot()["limits"]["source"]
+            await site.wait(lambda: site.value("inverter", 704, "WSet") == -20000, 5, "-20 kW")
 
             def session_3() -> dict[str, Any]:
                 out: dict[str, Any] = {}
@@ -218,6 +248,10 @@ def test_reconnect_bounded_events_and_master_loss_fallback(broker: Broker) -> No
             assert "DNP3 master silent" in s.dnp3_state["fallback"]["reason"]
             assert s.dnp3_state["fallback"]["mode"] == "hold"
             assert site.value("inverter", 704, "WSet") == 0
+            # the controller's own state names the fallback, not an operator's hold
+            snap = site.ctl.snapshot()
+            assert snap["mode"]["source"] == "fallback", snap["mode"]
+            assert snap["why"].startswith("manual: fallback: DNP3 master silent for "), snap["why"]
 
             # while no master listens, SoC crosses band 2 <-> 3 six times: 12 band events
             for soc in (85.0, 50.0) * 6:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.unit.controller_fakes import Rig, make_rig, run
 
 EVENING = {
@@ -228,5 +230,59 @@ def test_a_bad_schedule_is_refused_naming_the_windows_and_keeps_the_old_one() ->
         reply = await r.cmd("schedule", {"schedule": None})
         assert reply["ok"] and reply["schedule"] is None
         assert reply["mode"]["name"] == "manual"
+
+    run(main())
+
+
+def test_a_fallback_hold_names_its_source_and_reason_on_the_state() -> None:
+    async def main() -> None:
+        r = rig()
+        await r.to_holding()
+        await r.cmd("charge", {"power_w": 4000})
+        reply = await r.cmd("hold", {"source": "fallback", "reason": "DNP3 master silent for 62 s"})
+        assert reply["state"] == "holding"
+        snap = r.ctl.snapshot()
+        assert snap["mode"]["source"] == "fallback"
+        assert snap["why"] == "manual: fallback: DNP3 master silent for 62 s; bound by: none"
+        assert r.dev.of("WSet")[-1] == 0
+        # the control tick keeps it (it is a hold, not a mode that recomputes)
+        await r.advance(2.0, soc=50)
+        assert r.ctl.snapshot()["mode"]["source"] == "fallback"
+        # an operator's command afterwards is the operator's again
+        await r.cmd("hold", {})
+        assert r.ctl.snapshot()["mode"]["source"] == "command"
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"source": "dnp3"}, "source"),
+        ({"source": 1, "reason": "x"}, "source"),
+        ({"source": "fallback"}, "reason"),
+        ({"source": "fallback", "reason": ""}, "reason"),
+        ({"source": "fallback", "reason": 5}, "reason"),
+        ({"source": "fallback", "reason": "x" * 201}, "reason"),
+        ({"source": "fallback", "reason": "x", "extra": 1}, "extra"),
+    ],
+)
+def test_a_malformed_hold_source_is_refused_naming_the_field(
+    body: dict[str, Any], field: str
+) -> None:
+    async def main() -> None:
+        r = rig()
+        await r.to_holding()
+        await r.cmd("charge", {"power_w": 4000})
+        before = r.ctl.snapshot()
+        reply = await r.cmd("hold", body)
+        assert reply["ok"] is False and reply["error"]["code"] == "invalid_payload", reply
+        assert field in reply["error"]["message"]
+        after = r.ctl.snapshot()
+        assert (after["state"], after["mode"], after["why"]) == (
+            before["state"],
+            before["mode"],
+            before["why"],
+        )
 
     run(main())

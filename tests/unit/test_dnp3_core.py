@@ -4,6 +4,7 @@ site image, CROB decoding. No sockets, no broker."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,8 @@ def test_bundled_map_covers_the_mesa_ess_list() -> None:
     assert outs["start_stop"].sbo is True
     for n in ("volt_var_enable", "volt_watt_enable", "freq_watt_enable", "power_factor_enable"):
         assert outs[n].action.startswith("grid:")
-    assert outs["active_power_limit_enable"].action == "grid_support"  # no controller command
+    assert outs["active_power_limit_enable"].action == "limit"
+    assert outs["active_power_limit_w"].param == "limit.power_w"
     assert PM.analog_output(1) is not None and PM.analog_output(1).max == 100  # type: ignore[union-attr]
 
 
@@ -133,11 +135,43 @@ def test_start_stop_requires_select_before_operate() -> None:
     assert c.binary(0, False, "operate") == Send("stop", {}, "")
 
 
-def test_active_power_limit_and_unmapped_points_are_not_supported() -> None:
+def test_unmapped_points_are_not_supported() -> None:
     c = _controls()
-    for d in (c.binary(5, True, "direct"), c.analog(4, 5, "direct"), c.binary(99, True, "direct")):
+    for d in (c.binary(99, True, "direct"), c.analog(99, 5, "direct")):
         assert isinstance(d, Answer) and d.status == CommandStatus.NOT_SUPPORTED
     assert isinstance(c.binary(1, None, "direct"), Answer)  # NUL control code
+
+
+def test_active_power_limit_becomes_cmd_limit() -> None:
+    c = _controls()
+    # enabled before a value is written: refused, nothing enabled
+    d = c.binary(5, True, "direct")
+    assert isinstance(d, Answer) and d.status == CommandStatus.FORMAT_ERROR
+    c.commit(d, d.status)
+    assert c.limit_on is False
+    # a value while disabled is only stored
+    d = c.analog(4, 3000, "direct")
+    assert d == Answer(
+        CommandStatus.SUCCESS, "active_power_limit_w = 3000 W", {"limit.power_w": 3000}
+    )
+    c.commit(d, d.status)
+    on = c.binary(5, True, "direct")
+    assert on == Send("limit", {"charge_w": 3000, "discharge_w": 3000}, None, {}, True)
+    c.commit(on, CommandStatus.SUCCESS)
+    # enabled: a new value is sent at once; a refused one stores nothing
+    d = c.analog(4, 2000, "direct")
+    assert d == Send(
+        "limit", {"charge_w": 2000, "discharge_w": 2000}, None, {"limit.power_w": 2000}, True
+    )
+    c.commit(d, CommandStatus.OUT_OF_RANGE)
+    assert c.params["limit.power_w"] == 3000
+    for bad in (-1, 10_000_001, math.nan):
+        d = c.analog(4, bad, "direct")
+        assert isinstance(d, Answer) and d.status == CommandStatus.OUT_OF_RANGE, bad
+    off = c.binary(5, False, "direct")
+    assert off == Send("limit", {"charge_w": None, "discharge_w": None}, None, {}, False)
+    c.commit(off, CommandStatus.SUCCESS)
+    assert c.limit_on is False
 
 
 GRID = {"volt_var": {"enabled": False, "params": {"points": [[92, 44], [98, 0], [102, 0]]}}}
