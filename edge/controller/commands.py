@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from edge.controller.context import ControllerContext
+from edge.controller.context import Answer, ControllerContext
 from edge.controller.errors import Refused, short
 from edge.controller.machine import St, allowed_in
 
@@ -18,11 +18,11 @@ RECOVER_PATH = ("start", "contactors_closed", "connected_recover", "recover")
 
 
 class Commands(ControllerContext):
-    async def _cmd_get_state(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _cmd_get_state(self, body: dict[str, Any]) -> Answer:
         self._fields("get_state", body, set())
         return {**self._reply(), **{k: v for k, v in self.snapshot().items() if k != "state"}}
 
-    async def _cmd_start(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _cmd_start(self, body: dict[str, Any]) -> Answer:
         self._fields("start", body, set())
         self._refuse_in_fault("start")
         if not self.sm.can("start"):
@@ -31,23 +31,19 @@ class Commands(ControllerContext):
         if causes:
             raise Refused("fault_active", "start: " + "; ".join(f.detail for f in causes))
         self._start("command start")
-        await self._await(self._seq_task)
-        return self._reply()
+        return self._after(self._sequence_work, self._reply)
 
-    async def _cmd_stop(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _cmd_stop(self, body: dict[str, Any]) -> Answer:
         self._fields("stop", body, set())
-        if self.state == St.STOPPING or (self.state == St.FAULT and self._running(self._stop_task)):
-            await self._await(self._stop_task)
-            return self._reply()
+        if self.state == St.STOPPING or (self.state == St.FAULT and self._running(self._stop_work)):
+            return self._after(self._stop_work, self._reply)
         self._cancel_work()
         self.pending_recovery_w = None
         self.requested_w = 0.0
         self._goto("stop", "command stop")
-        self._stop_task = self.jobs.spawn(self._stop_sequence(), "stop_sequence")
-        await self._await(self._stop_task)
-        return self._reply()
+        return self._after(self._run_stop(), self._reply)
 
-    async def _cmd_hold(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _cmd_hold(self, body: dict[str, Any]) -> Answer:
         self._fields("hold", body, {"source", "reason"})
         source = body.get("source", "command")
         if source not in ("command", "fallback"):
@@ -59,9 +55,9 @@ class Commands(ControllerContext):
             raise Refused("invalid_payload", "reason: expected a string of 1 to 200 characters")
         if source == "fallback" and reason is None:
             raise Refused("invalid_payload", "reason: missing (required with source 'fallback')")
-        return await self._hold(source, reason)
+        return self._hold(source, reason)
 
-    async def _hold(self, source: str = "command", reason: str | None = None) -> dict[str, Any]:
+    def _hold(self, source: str = "command", reason: str | None = None) -> Answer:
         self._refuse_in_fault("hold")
         if not self.sm.can("hold"):
             extra = (
@@ -73,20 +69,20 @@ class Commands(ControllerContext):
         self.requested_w = 0.0
         self._select_manual(0.0, source, reason)
         self._goto("hold", f"{source} hold" + (f": {reason}" if reason else ""))
-        return await self._command_setpoint()
+        return self._command_setpoint()
 
-    async def _cmd_charge(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _cmd_charge(self, body: dict[str, Any]) -> Answer:
         w, pf = self._power_body("charge", body)
-        return await self._charge(w, pf)
+        return self._charge(w, pf)
 
-    async def _charge(self, w: float, pf: float | None) -> dict[str, Any]:
+    def _charge(self, w: float, pf: float | None) -> Answer:
         self._refuse_in_fault("charge")
         if not self.sm.can("charge"):
             raise self._not_allowed("charge", "charge")
         soc = self.p.soc()
         if soc is not None and soc >= self.s.soc_high_limit:
             # The original's rule: a charge above the high limit becomes hold.
-            return await self._protect_hold(
+            return self._protect_hold(
                 f"charge {w:g} W not applied: soc {soc:g} >= soc_high_limit "
                 f"{self.s.soc_high_limit:g}",
                 event="hold" if self.sm.can("hold") else "recovered",
@@ -94,13 +90,13 @@ class Commands(ControllerContext):
         self.requested_w = -w
         self._select_manual(-w)
         self._goto("charge", "command charge")
-        return await self._command_setpoint(pf)
+        return self._command_setpoint(pf)
 
-    async def _cmd_discharge(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _cmd_discharge(self, body: dict[str, Any]) -> Answer:
         w, pf = self._power_body("discharge", body)
-        return await self._discharge(w, pf)
+        return self._discharge(w, pf)
 
-    async def _discharge(self, w: float, pf: float | None) -> dict[str, Any]:
+    def _discharge(self, w: float, pf: float | None) -> Answer:
         self._refuse_in_fault("discharge")
         if self.state == St.SOC_RECOVERY:
             raise Refused(
@@ -112,7 +108,7 @@ class Commands(ControllerContext):
             raise self._not_allowed("discharge", "discharge")
         soc = self.p.soc()
         if soc is not None and soc <= self.s.soc_low_limit:
-            return await self._protect_hold(
+            return self._protect_hold(
                 f"discharge {w:g} W not applied: soc {soc:g} <= soc_low_limit "
                 f"{self.s.soc_low_limit:g}",
                 event="hold",
@@ -120,9 +116,9 @@ class Commands(ControllerContext):
         self.requested_w = w
         self._select_manual(w)
         self._goto("discharge", "command discharge")
-        return await self._command_setpoint(pf)
+        return self._command_setpoint(pf)
 
-    async def _cmd_recover(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _cmd_recover(self, body: dict[str, Any]) -> Answer:
         self._fields("recover_soc", body, {self._power_key()})
         self._refuse_in_fault("recover_soc")
         if self._power_key() in body:
@@ -133,8 +129,7 @@ class Commands(ControllerContext):
         if st == St.STOPPED:
             self.pending_recovery_w = w
             self._start("command recover_soc (start, then recover)")
-            await self._await(self._seq_task)
-            return self._reply()
+            return self._after(self._sequence_work, self._reply)
         if st in (St.STARTING, St.CONNECTING):
             self.pending_recovery_w = w
             self.reason = "command recover_soc: recovery follows the start sequence"
@@ -145,18 +140,28 @@ class Commands(ControllerContext):
         self.requested_w = -w
         self._goto("recover", "command recover_soc")
         if self._recovery_done():
-            return await self._end_recovery()
-        return await self._command_setpoint()
+            return self._end_recovery()
+        return self._command_setpoint()
 
-    async def _cmd_reset(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _cmd_reset(self, body: dict[str, Any]) -> Answer:
         self._fields("reset", body, set())
         if self.state != St.FAULT:
             raise Refused("not_allowed_in_state", f"reset: nothing latched; state is {self.state}")
-        if self._stop_failed and not self._running(self._stop_task):
+        if self._stop_failed and not self._running(self._stop_work):
             # The last stop had a step fail: run it again now; reset only once it completes.
-            self._stop_task = self.jobs.spawn(self._stop_sequence(), "stop_sequence")
-        if self._running(self._stop_task):
-            await self._await(self._stop_task)  # bounded: every step has write_timeout_s
+            self._run_stop()
+        # bounded: every step has write_timeout_s, and the reply REPLY_WAIT_S
+        return self._after(self._stop_work, self._reset)
+
+    def _reset(self) -> Answer:
+        if self.state != St.FAULT:  # a stop or reset that raced this one
+            raise Refused("not_allowed_in_state", f"reset: nothing latched; state is {self.state}")
+        if self._running(self._stop_work):
+            raise Refused(
+                "fault_active",
+                "reset: the stop sequence is still running, so the devices may still be "
+                "energised; ask again once it completes",
+            )
         if self._stop_failed:
             raise Refused(
                 "fault_active",

@@ -5,30 +5,46 @@ bodies and replies), sequences.py (start and stop), setpoint.py (pipeline, write
 monitors.py (SoC, faults, heartbeat, restart) and operating.py (modes and the schedule).
 Each part derives from `ControllerContext`, which holds the shared attributes and declares the
 few methods one part calls in another.
+
+No part awaits or makes a task. Work that writes devices is a `Program` run by the `Runner`
+(runner.py); a command whose reply must carry the outcome of such work answers `Later`: the
+reply is sent when the program ends, or after REPLY_WAIT_S with the state as it is then.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Union
 
+from edge.controller.actions import Action, Changed, Emit
 from edge.controller.config import ControllerSettings
 from edge.controller.errors import Refused
 from edge.controller.faults import Fault
-from edge.controller.jobs import Jobs
 from edge.controller.limits import Limits
 from edge.controller.machine import ENERGISED, BessMachine, St
 from edge.controller.modes.base import SiteView
 from edge.controller.pipeline import Applied
 from edge.controller.profiles import Profile
+from edge.controller.runner import Program, Runner
 from edge.controller.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
 REPLY_WAIT_S = 4.0  # a reply always leaves before the requester's 5 s timeout (topics.md)
-Task = asyncio.Task[None]
+
+
+@dataclass
+class Later:
+    """A reply that follows `program`'s end: `then` gives it (or raises Refused), and may
+    itself answer Later. After REPLY_WAIT_S `then` runs anyway, on the state as it is."""
+
+    program: Program | None
+    then: Callable[[], Answer]
+
+
+Answer = Union[dict[str, Any], Later]  # noqa: UP007 (a forward reference)
 
 
 class ControllerContext:
@@ -37,7 +53,8 @@ class ControllerContext:
     t: Telemetry
     clock: Callable[[], float]
     wall: Callable[[], float]
-    jobs: Jobs
+    runner: Runner
+    _out: list[Action]
     sm: BessMachine
     reason: str
     faults: list[Fault]
@@ -46,12 +63,10 @@ class ControllerContext:
     pending_recovery_w: float | None
     limits: Limits
     operator_limit: tuple[float | None, float | None]  # cmd/limit (charge_w, discharge_w)
-    _on_event: Callable[[dict[str, Any]], None]
-    _on_change: Callable[[], None]
-    _sp_task: Task | None
-    _seq_task: Task | None
-    _stop_task: Task | None
-    _hb_task: Task | None
+    _setpoint_work: Program | None
+    _sequence_work: Program | None
+    _stop_work: Program | None
+    _heartbeat_work: Program | None
     _enabling: bool
     _energised_since: float | None
     _stop_failed: bool
@@ -87,25 +102,29 @@ class ControllerContext:
 
     def _emit(self, event: dict[str, Any]) -> None:
         event.setdefault("ts", round(self.wall(), 3))
-        try:
-            self._on_event(event)
-        except Exception:
-            log.exception("event callback failed")
+        self._out.append(Emit(event))
 
     def _changed(self) -> None:
-        try:
-            self._on_change()
-        except Exception:
-            log.exception("change callback failed")
+        if not self._out or not isinstance(self._out[-1], Changed):
+            self._out.append(Changed())
 
     @staticmethod
-    def _running(task: Task | None) -> bool:
-        return task is not None and not task.done()
+    def _running(program: Program | None) -> bool:
+        return program is not None and not program.done
 
-    async def _await(self, task: Task | None) -> None:
-        """Wait (bounded) for transitional work so the reply carries its outcome."""
-        if task is not None and not task.done():
-            await asyncio.wait([task], timeout=REPLY_WAIT_S)
+    @staticmethod
+    def _after(program: Program | None, then: Callable[[], Answer]) -> Answer:
+        """The reply once `program` has ended, so it carries its outcome."""
+        if program is None or program.done:
+            return then()
+        return Later(program, then)
+
+    def _map(self, answer: Answer, f: Callable[[dict[str, Any]], dict[str, Any]]) -> Answer:
+        """`answer` with `f` applied to the reply it gives, now or later."""
+        if isinstance(answer, Later):
+            inner = answer
+            return Later(inner.program, lambda: self._map(inner.then(), f))
+        return f(answer)
 
     # -- implemented by the parts (declared here so one part may call another) ------------
     def snapshot(self) -> dict[str, Any]:
@@ -114,7 +133,7 @@ class ControllerContext:
     def _reply(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    async def _write_native_grid(self) -> None:
+    def _native_grid_stages(self) -> list[Any]:
         raise NotImplementedError
 
     def grid_stage(self, want: Any, site: Any) -> Any:
@@ -129,7 +148,7 @@ class ControllerContext:
     def grid_var_due(self) -> bool:
         raise NotImplementedError
 
-    async def _write_grid_var(self) -> None:
+    def _grid_var_stage(self) -> Any:
         raise NotImplementedError
 
     def _not_allowed(self, command: str, *events: str, extra: str = "") -> Refused:
@@ -138,22 +157,22 @@ class ControllerContext:
     def _start(self, reason: str) -> None:
         raise NotImplementedError
 
-    async def _stop_sequence(self) -> None:
+    def _run_stop(self) -> Program:
         raise NotImplementedError
 
-    def _trip(self, faults: list[Fault], reason: str) -> None:
+    def _trip(self, faults: list[Fault], reason: str, run_stop: bool = True) -> None:
         raise NotImplementedError
 
     def _cancel_work(self, keep_stop: bool = False) -> None:
         raise NotImplementedError
 
-    def _spawn_setpoint(self, pf: float | None = None, immediate_zero: bool = False) -> Task:
+    def _spawn_setpoint(self, pf: float | None = None, immediate_zero: bool = False) -> Program:
         raise NotImplementedError
 
-    async def _command_setpoint(self, pf: float | None = None) -> dict[str, Any]:
+    def _command_setpoint(self, pf: float | None = None) -> Answer:
         raise NotImplementedError
 
-    async def _protect_hold(self, reason: str, event: str) -> dict[str, Any]:
+    def _protect_hold(self, reason: str, event: str) -> Answer:
         raise NotImplementedError
 
     def _check_soc(self) -> None:
@@ -162,7 +181,7 @@ class ControllerContext:
     def _recovery_done(self) -> bool:
         raise NotImplementedError
 
-    async def _end_recovery(self) -> dict[str, Any]:
+    def _end_recovery(self) -> Answer:
         raise NotImplementedError
 
     def _fault_causes(self) -> list[Fault]:
@@ -194,14 +213,14 @@ class ControllerContext:
     def _bound_label(self, bound: str) -> str:
         raise NotImplementedError
 
-    async def _control_now(self) -> None:
+    def _control_now(self) -> Program | None:
         raise NotImplementedError
 
-    async def _hold(self, source: str = "command", reason: str | None = None) -> dict[str, Any]:
+    def _hold(self, source: str = "command", reason: str | None = None) -> Answer:
         raise NotImplementedError
 
-    async def _charge(self, w: float, pf: float | None) -> dict[str, Any]:
+    def _charge(self, w: float, pf: float | None) -> Answer:
         raise NotImplementedError
 
-    async def _discharge(self, w: float, pf: float | None) -> dict[str, Any]:
+    def _discharge(self, w: float, pf: float | None) -> Answer:
         raise NotImplementedError

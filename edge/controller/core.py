@@ -1,44 +1,54 @@
-"""The controller: one object assembled from one part per job, free of MQTT and real time.
+"""The controller core: synchronous, free of I/O, MQTT and real time (the h11 shape).
 
-It reads a `Telemetry` store, writes through a `Profile` (whose `DeviceWriter` port the shell
-binds to set topics), takes `clock` (monotonic s) and `wall` (Unix s) functions, and reports
-through `on_event`/`on_change` callbacks. Events come in as method calls: a point (`on_point`),
-a status (`on_status`), a command (`command`), a tick (`tick`, every `tick_s`; every timer is
-polled from there against the injected clock). Transitional work (sequences, setpoint writes)
-runs in tasks the shell's `Jobs` runner makes, so that commands keep being accepted while it is
-in progress: a new setpoint supersedes the one being written, `stop` and faults cancel
-everything and run the stop sequence.
+Events come in as method calls: a point (`on_point`), a status (`on_status`), a command
+(`command`), a tick (`tick`, every `tick_s`), a write's result (`write_done`), a timer
+(`timer`). Each may queue actions (edge.controller.actions) that the shell takes with `take()`
+and performs: write a point, cancel a write, reply to a command, publish an event or the state,
+start a timer. The core makes no task and starts no timer of its own: its periodic checks are
+polled from `tick` against the injected `clock` (monotonic s) and `wall` (Unix s).
+
+What may happen in which state is the transition table (machine.py); the work a transition
+starts (a sequence, a setpoint) is a `Program` of device writes (runner.py), each write sent
+only after the previous one was confirmed, so commands keep being accepted while it is in
+progress: a new setpoint supersedes the one being written, `stop` and faults cancel everything
+and run the stop sequence. A command whose reply must carry the outcome answers when that work
+ends, or after REPLY_WAIT_S with the state as it is then: exactly one reply per command.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
+from edge.controller.actions import Action, Reply, StartTimer
 from edge.controller.commands import Commands
 from edge.controller.config import ControllerSettings
-from edge.controller.context import Task
+from edge.controller.context import REPLY_WAIT_S, Answer, Later
 from edge.controller.errors import Refused, short
 from edge.controller.faults import Fault
 from edge.controller.grid_control import GridControl
-from edge.controller.jobs import Jobs
 from edge.controller.limits import Limits
 from edge.controller.machine import BessMachine
 from edge.controller.monitors import Monitors
 from edge.controller.operating import Operating
 from edge.controller.profiles import Profile
+from edge.controller.runner import Program, Runner
 from edge.controller.sequences import Sequences
 from edge.controller.setpoint import Setpoint
 from edge.controller.telemetry import Telemetry
 from edge.mqtt.topics import CONTROLLER_COMMANDS
 
-__all__ = ["COMMANDS", "Controller", "Refused", "short"]
+__all__ = ["COMMANDS", "ControllerCore", "Refused", "short"]
+
+log = logging.getLogger(__name__)
 
 COMMANDS = CONTROLLER_COMMANDS  # topics.md, "Controller"
+REPLY_TIMER = "reply:"
 
 
-class Controller(Commands, Sequences, Setpoint, Monitors, Operating, GridControl):
+class ControllerCore(Commands, Sequences, Setpoint, Monitors, Operating, GridControl):
     def __init__(
         self,
         settings: ControllerSettings,
@@ -47,18 +57,17 @@ class Controller(Commands, Sequences, Setpoint, Monitors, Operating, GridControl
         *,
         clock: Callable[[], float],
         wall: Callable[[], float],
-        on_event: Callable[[dict[str, Any]], None] = lambda _e: None,
-        on_change: Callable[[], None] = lambda: None,
-        jobs: Jobs | None = None,
     ) -> None:
         self.s = settings
         self.p = profile
         self.t = telemetry
         self.clock = clock
         self.wall = wall
-        self._on_event = on_event
-        self._on_change = on_change
-        self.jobs = jobs or Jobs()  # the shell passes its own; tests get one each
+        self._out: list[Action] = []
+        self.runner = Runner(self._out.append, self._program_ended)
+        # Commands whose reply waits for work to end: request -> (command, what follows).
+        self._waiting: dict[int, tuple[str, Later]] = {}
+        self._timed: set[int] = set()  # requests whose reply deadline timer was started
         self.sm = BessMachine()
         self.reason = "controller started"
         self.faults: list[Fault] = []
@@ -69,10 +78,10 @@ class Controller(Commands, Sequences, Setpoint, Monitors, Operating, GridControl
         self.operator_limit: tuple[float | None, float | None] = (None, None)
         self.limits: Limits = self._compute_limits()
         self._limit_points = profile.limit_points()
-        self._sp_task: Task | None = None
-        self._seq_task: Task | None = None
-        self._stop_task: Task | None = None
-        self._hb_task: Task | None = None
+        self._setpoint_work: Program | None = None
+        self._sequence_work: Program | None = None
+        self._stop_work: Program | None = None
+        self._heartbeat_work: Program | None = None
         self._enabling = False
         self._energised_since: float | None = None
         # The last stop sequence had a step fail: the site may still be energised. It is
@@ -102,9 +111,10 @@ class Controller(Commands, Sequences, Setpoint, Monitors, Operating, GridControl
             "ts": round(self.wall(), 3),
         }
 
-    async def command(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Run one command; returns the accepted reply's fields or raises Refused."""
-        handler: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = {
+    # -- events in ------------------------------------------------------------------------
+    def command(self, request: int, name: str, body: dict[str, Any]) -> None:
+        """Command `request` arrived; its one Reply action follows now or when its work ends."""
+        handler: Callable[[dict[str, Any]], Answer] | None = {
             "start": self._cmd_start,
             "stop": self._cmd_stop,
             "hold": self._cmd_hold,
@@ -118,21 +128,88 @@ class Controller(Commands, Sequences, Setpoint, Monitors, Operating, GridControl
             "grid": self._cmd_grid,
             "limit": self._cmd_limit,
         }.get(name)
-        try:
-            if handler is None:
-                raise Refused(
-                    "unknown_command", f"command {name!r}: expected one of {', '.join(COMMANDS)}"
-                )
-            return await handler(body)
-        except Refused as r:
-            self._emit(
-                {
-                    "kind": "refused",
-                    "command": name,
-                    "error": {"code": r.code, "message": r.message},
-                }
+        if handler is None:
+            expect = ", ".join(COMMANDS)
+            self._refuse(
+                request,
+                name,
+                Refused("unknown_command", f"command {name!r}: expected one of {expect}"),
             )
-            raise
+            return
+        self._answer(request, name, lambda: handler(body))
+
+    def write_done(self, ticket: int, reply: Any) -> None:
+        """The device's reply to write `ticket` (None: no reply within the write timeout)."""
+        self.runner.write_done(ticket, reply)
+
+    def timer(self, name: str) -> None:
+        """A timer the core asked for (StartTimer) has expired."""
+        if name.startswith(REPLY_TIMER):
+            request = int(name[len(REPLY_TIMER) :])
+            waiting = self._waiting.pop(request, None)
+            self._timed.discard(request)
+            if waiting is not None:  # the work is still in progress: answer with the state now
+                command, later = waiting
+                self._answer(request, command, later.then, deadline_passed=True)
+
+    def take(self) -> list[Action]:
+        """The actions queued since the last call, in order (the shell performs them)."""
+        out = self._out[:]
+        self._out.clear()
+        return out
+
+    def busy(self) -> bool:
+        """Work (a sequence, a setpoint) in progress, or a reply still waiting for it."""
+        return self.runner.busy() or bool(self._waiting)
+
+    # -- replies ---------------------------------------------------------------------------
+    def _answer(
+        self,
+        request: int,
+        command: str,
+        step: Callable[[], Answer],
+        deadline_passed: bool = False,
+    ) -> None:
+        while True:
+            try:
+                answer = step()
+            except Refused as r:
+                self._refuse(request, command, r)
+                return
+            except Exception as exc:  # a bug must not leave a requester without its reply
+                log.exception("command %s failed", command)
+                self._refuse(
+                    request,
+                    command,
+                    Refused("fault_active", f"{command}: internal error {type(exc).__name__}"),
+                )
+                return
+            if not isinstance(answer, Later):
+                self._timed.discard(request)
+                self._out.append(Reply(request, body=answer))
+                return
+            if deadline_passed or answer.program is None or answer.program.done:
+                step = answer.then
+                continue
+            self._waiting[request] = (command, answer)
+            if request not in self._timed:
+                self._timed.add(request)
+                self._out.append(StartTimer(f"{REPLY_TIMER}{request}", REPLY_WAIT_S))
+            return
+
+    def _refuse(self, request: int, command: str, r: Refused) -> None:
+        self._timed.discard(request)
+        self._emit(
+            {"kind": "refused", "command": command, "error": {"code": r.code, "message": r.message}}
+        )
+        self._out.append(Reply(request, refused=r))
+
+    def _program_ended(self, program: Program) -> None:
+        """Answer the commands waiting for `program`."""
+        for request, (command, later) in list(self._waiting.items()):
+            if later.program is program and request in self._waiting:
+                del self._waiting[request]
+                self._answer(request, command, later.then)
 
     def on_point(self, device: str, model: str, point: str, value: Any) -> None:
         """A point topic's value arrived (retained or live)."""
@@ -175,10 +252,11 @@ class Controller(Commands, Sequences, Setpoint, Monitors, Operating, GridControl
         self._control()
         self._maintain_setpoint()
 
-    async def close(self) -> None:
-        """Cancel every task (used when the service stops)."""
-        await self.jobs.close()
 
-    async def idle(self, timeout: float = 5.0) -> None:
-        """Wait until no transitional work is in progress (tests, shutdown). Bounded."""
-        await self.jobs.idle(timeout)
+def __getattr__(name: str) -> Any:
+    """`Controller`, the asyncio shell around the core, lives in driver.py."""
+    if name == "Controller":
+        from edge.controller.driver import Controller
+
+        return Controller
+    raise AttributeError(name)

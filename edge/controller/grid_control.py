@@ -14,13 +14,15 @@ from collections import deque
 from dataclasses import replace
 from typing import Any
 
-from edge.controller.context import ControllerContext
+from edge.controller.context import Answer, ControllerContext
 from edge.controller.errors import Refused
 from edge.controller.grid import GridOut, GridSettings, GridState, apply_grid
 from edge.controller.grid.settings import FUNCTIONS
 from edge.controller.grid.stage import report
 from edge.controller.modes.base import SiteView, Want
-from edge.controller.profiles import Unsupported, WriteFailed
+from edge.controller.plan import Plan
+from edge.controller.runner import Program, Stage
+from edge.controller.sequences import GRID
 
 ENA_POINT = {"volt_var": ("705", "Ena"), "volt_watt": ("706", "Ena"),
              "freq_watt": ("711", "Ena"), "pf": ("704", "PFWInjEna")}  # fmt: skip
@@ -71,14 +73,20 @@ class GridControl(ControllerContext):
     def grid_runs_here(self) -> bool:
         return bool(self.grid_controller_side().enabled())
 
-    async def _write_native_grid(self, names: tuple[str, ...] = FUNCTIONS) -> None:
-        """Write (enabled or not) every named function the inverter runs; raises WriteFailed."""
+    def _native_grid_stages(self) -> list[Stage]:
+        """Write (enabled or not) every function the inverter runs (at the enable sequence)."""
         native = self._can_native()
-        for n in names:
-            if n in native:
-                self._grid_written.discard(n)
-                await self.p.write_grid(self.grid, n)
-                self._grid_written.add(n)
+        return [self._grid_stage(n) for n in FUNCTIONS if n in native]
+
+    def _grid_stage(self, name: str) -> Stage:
+        """Function `name` of the settings in force, written to the inverter; until every
+        write of it is confirmed the controller does not count it as run there."""
+
+        def plan() -> Plan:
+            self._grid_written.discard(name)
+            return self.p.write_grid(self.grid, name)
+
+        return Stage(f"grid {name}", plan, after=lambda: self._grid_written.add(name))
 
     # -- the control tick ------------------------------------------------------------------
     def grid_stage(self, want: Want, site: SiteView) -> Want:
@@ -109,13 +117,22 @@ class GridControl(ControllerContext):
     def _var_ref(self) -> float:
         return max(self.limits.charge_w, self.limits.discharge_w, 1000.0)
 
-    async def _write_grid_var(self) -> None:
-        """With the setpoint: the controller-side Q (raises WriteFailed like the power)."""
-        want = self._var_wanted()
-        if want is None or not self.grid_var_due():
-            return
-        await self.p.write_var(want)
-        self.var_written = want
+    def _grid_var_stage(self) -> Stage:
+        """With the setpoint: the controller-side Q, when due (a failure trips like the power)."""
+        wanted: list[float] = []
+
+        def plan() -> Plan:
+            want = self._var_wanted()
+            if want is None or not self.grid_var_due():
+                return []
+            wanted.append(want)
+            return self.p.write_var(want)
+
+        def written() -> None:
+            if wanted:
+                self.var_written = wanted[0]
+
+        return Stage("var", plan, after=written)
 
     def grid_settle(self, applied_w: float, pv_w: float | None) -> None:
         self.grid_state = self.grid_state.settle(applied_w, pv_w)
@@ -140,7 +157,7 @@ class GridControl(ControllerContext):
         out["differs"] = self.p.grid_differences(self.grid)
         return out
 
-    async def _cmd_grid(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _cmd_grid(self, body: dict[str, Any]) -> Answer:
         self._fields("grid", body, {"function", "params"})
         name, params = body.get("function"), body.get("params", {})
         if not isinstance(name, str):
@@ -153,26 +170,44 @@ class GridControl(ControllerContext):
         if problem and name in self.p.native_grid and served:
             raise Refused("out_of_range", problem)
         old, self.grid = self.grid, new
-        if name in self.grid_native():
-            try:
-                self._grid_written.discard(name)
-                await self.p.write_grid(new, name)
-                self._grid_written.add(name)
-            except (WriteFailed, Unsupported) as exc:
+        if name not in self.grid_native():
+            return self._grid_applied(name, params)
+        failed: list[Exception] = []
+
+        def written(errors: list[Exception]) -> None:
+            if errors:  # put the function back as it was (best effort, bounded)
+                failed.extend(errors)
                 self.grid = old
-                await self._restore_grid(name)
-                raise Refused(
-                    "out_of_range", f"{name}: not written to the inverter: {exc}"
-                ) from None
+                self._run_grid(name, "grid restore", self._restore_done(name))
+
+        program = self._run_grid(name, "grid write", written)
+
+        def then() -> Answer:
+            if failed:
+                reason = f"{name}: not written to the inverter: {failed[0]}"
+                return self._after(self.runner.running(GRID), lambda: self._grid_refused(reason))
+            if not program.done:
+                return self._grid_refused(f"{name}: the inverter has not confirmed the curve yet")
+            return self._grid_applied(name, params)
+
+        return self._after(program, then)
+
+    def _run_grid(self, name: str, what: str, done: Any) -> Program:
+        return self.runner.run(GRID, Program(what, [self._grid_stage(name)], on_done=done))
+
+    def _restore_done(self, name: str) -> Any:
+        def done(errors: list[Exception]) -> None:
+            if errors:
+                self._emit({"kind": "grid", "function": name, "error": "restore failed"})
+
+        return done
+
+    @staticmethod
+    def _grid_refused(reason: str) -> Answer:
+        raise Refused("out_of_range", reason)
+
+    def _grid_applied(self, name: str, params: dict[str, Any]) -> Answer:
         self.grid_state = GridState()
         self._emit({"kind": "grid", "function": name, "params": params})
         self._changed()
         return {**self._reply(), "grid": self.grid_report()}
-
-    async def _restore_grid(self, name: str) -> None:
-        """Put the function back as it was after a failed write (best effort, bounded)."""
-        try:
-            await self.p.write_grid(self.grid, name)
-            self._grid_written.add(name)
-        except (WriteFailed, Unsupported):
-            self._emit({"kind": "grid", "function": name, "error": "restore failed"})

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
-from edge.controller.context import REPLY_WAIT_S, ControllerContext
+from edge.controller.context import Answer, ControllerContext
 from edge.controller.faults import Fault
 from edge.controller.machine import ACTIVE, ENERGISED, St
-from edge.controller.profiles import WriteFailed
+from edge.controller.runner import Program, Stage
+from edge.controller.sequences import HEARTBEAT, faults_of
 
 
 class Monitors(ControllerContext):
@@ -71,11 +69,9 @@ class Monitors(ControllerContext):
             )
             self._spawn_setpoint(immediate_zero=True)
 
-    async def _end_recovery(self) -> dict[str, Any]:
+    def _end_recovery(self) -> Answer:
         self._check_recovery()
-        if self._sp_task is not None:
-            await asyncio.wait([self._sp_task], timeout=REPLY_WAIT_S)
-        return self._reply()
+        return self._after(self._setpoint_work, self._reply)
 
     def _fault_causes(self) -> list[Fault]:
         """Faults whose cause is present in telemetry now (they block start and reset)."""
@@ -104,16 +100,21 @@ class Monitors(ControllerContext):
 
     def _maybe_reset_heartbeat(self) -> None:
         """B7: the heartbeat is kept alive whenever the inverter is energised."""
-        if self._energised_since is None or self._running(self._hb_task):
+        if self._energised_since is None or self._running(self._heartbeat_work):
             return
         if self.p.heartbeat_needs_reset():
-            self._hb_task = self.jobs.spawn(self._reset_heartbeat(), "reset_heartbeat")
+            self._heartbeat_work = self.runner.run(
+                HEARTBEAT,
+                Program(
+                    "heartbeat reset",
+                    [Stage("heartbeat", self.p.reset_heartbeat)],
+                    on_done=self._heartbeat_done,
+                ),
+            )
 
-    async def _reset_heartbeat(self) -> None:
-        try:
-            await self.p.reset_heartbeat()
-        except WriteFailed as exc:
-            self._trip([exc.fault()], "heartbeat reset failed")
+    def _heartbeat_done(self, errors: list[Exception]) -> None:
+        if errors:
+            self._trip(faults_of(errors), "heartbeat reset failed")
 
     def _boot_report(self) -> None:
         """Issue 4 item 9: on restart, report what was found; never resume blindly."""
@@ -127,7 +128,7 @@ class Monitors(ControllerContext):
             self._goto(
                 "stop", f"restart: found devices energised ({summary}); running the stop sequence"
             )
-            self._stop_task = self.jobs.spawn(self._stop_sequence(), "stop_sequence")
+            self._run_stop()
         else:
             self.reason = f"restart: found {summary}"
             self._changed()

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge.controller.context import ControllerContext
+from edge.controller.context import Answer, ControllerContext
 from edge.controller.errors import Refused
 from edge.controller.machine import St
 from edge.controller.modes.base import Mode, SiteView, Want
 from edge.controller.modes.registry import load_mode, mode_class
+from edge.controller.runner import Program
 from edge.controller.schedule import Schedule, parse_schedule
 from edge.controller.setpoint import limit_value
 
@@ -126,7 +127,7 @@ class Operating(ControllerContext):
             self._through_pipeline(signed_w, ramp=False).bound_by
         )
 
-    async def _cmd_mode(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _cmd_mode(self, body: dict[str, Any]) -> Answer:
         self._fields("mode", body, {"mode", "params"})
         if "mode" not in body:
             raise Refused("invalid_payload", "mode: missing (required by mode)")
@@ -146,40 +147,46 @@ class Operating(ControllerContext):
             self._follow_schedule()
         elif mode.name == "manual":
             w = float(mode.params["power_w"])
-            if w > 0:
-                return {**await self._discharge(w, None), "mode": self.mode_state()}
-            if w < 0:
-                return {**await self._charge(-w, None), "mode": self.mode_state()}
-            return {**await self._hold(), "mode": self.mode_state()}
+            answer = (
+                self._discharge(w, None)
+                if w > 0
+                else self._charge(-w, None)
+                if w < 0
+                else self._hold()
+            )
+            return self._map(answer, lambda r: {**r, "mode": self.mode_state()})
         else:
             self._schedule_on = False
             self._select(mode, "command", "command mode")
-        await self._control_now()
-        return {**self._reply(), "mode": self.mode_state()}
+        return self._after(
+            self._control_now(), lambda: {**self._reply(), "mode": self.mode_state()}
+        )
 
-    async def _cmd_limit(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _cmd_limit(self, body: dict[str, Any]) -> Answer:
         """The operator run-time limits: one more term of the min(), so only ever lower."""
         self._fields("limit", body, {"charge_w", "discharge_w"})
         new = (limit_value(body, "charge_w"), limit_value(body, "discharge_w"))
         self.operator_limit = new
         head = self.why.rsplit("; bound by: ", 1)[0]
         self._update_limits()
-        task = self._sp_task if self._running(self._sp_task) else None
+        task = self._setpoint_work if self._running(self._setpoint_work) else None
         manual = self.mode.name == "manual" and self.mode_source in ("command", "fallback")
         if self.state in RUNS_IN and manual:
             bound = self._through_pipeline(self.requested_w, ramp=False).bound_by
             self.why = f"{head}; bound by: {self._bound_label(bound)}"
             self._changed()
         elif self.state in RUNS_IN:
-            await self._control_now()
-        await self._await(task)
-        return {
-            **self._reply(),
-            "limits": self.limits.as_dict(),
-            "operator_limit": {"charge_w": new[0], "discharge_w": new[1]},
-        }
+            task = self._control_now() or task
+        return self._after(
+            task,
+            lambda: {
+                **self._reply(),
+                "limits": self.limits.as_dict(),
+                "operator_limit": {"charge_w": new[0], "discharge_w": new[1]},
+            },
+        )
 
-    async def _cmd_schedule(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _cmd_schedule(self, body: dict[str, Any]) -> Answer:
         self._fields("schedule", body, {"schedule"})
         if "schedule" not in body:
             raise Refused("invalid_payload", "schedule: missing (an object, or null to clear)")
@@ -191,14 +198,18 @@ class Operating(ControllerContext):
             self._select(load_mode("manual", {"power_w": 0.0}), "command", "schedule cleared")
         self._emit({"kind": "schedule", "schedule": None if new is None else new.raw})
         self._changed()
+        task = None
         if self.state in RUNS_IN:
             self._follow_schedule()
-            await self._control_now()
-        return {
-            **self._reply(),
-            "schedule": None if new is None else new.raw,
-            "mode": self.mode_state(),
-        }
+            task = self._control_now()
+        return self._after(
+            task,
+            lambda: {
+                **self._reply(),
+                "schedule": None if new is None else new.raw,
+                "mode": self.mode_state(),
+            },
+        )
 
     def _follow_schedule(self) -> None:
         if not self._schedule_on or self.schedule is None:
@@ -219,11 +230,12 @@ class Operating(ControllerContext):
             self._follow_schedule()
             self._control_step()
 
-    async def _control_now(self) -> None:
-        """A command's control step, written before the reply (bounded like every write)."""
+    def _control_now(self) -> Program | None:
+        """A command's control step; the setpoint it starts is written before the reply."""
         self._control_step()
         if self.state in RUNS_IN and self._next_step() != self.applied_w:
-            await self._await(self._spawn_setpoint())
+            return self._spawn_setpoint()
+        return None
 
     def _control_step(self) -> None:
         if self.state not in RUNS_IN:

@@ -3,14 +3,15 @@
 Like the original's device subclasses, a profile is a class a user can subclass (configure it
 with `profile_class = "mypkg.mymod:MyProfile"`). A profile talks to devices only through the
 `DeviceWriter` port (set topics, topics.md) and reads them only from `Telemetry` (point topics).
-Every write is confirmed by read-back, 0 included (field notes B5).
+A profile does no I/O: its methods return plans, the writes to make in order (edge.controller.plan),
+which the controller core runs one confirmed write at a time. Every write is confirmed by
+read-back, 0 included (field notes B5).
 """
 
 from __future__ import annotations
 
 import importlib
-import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from edge.controller.config import ControllerSettings
@@ -20,59 +21,29 @@ from edge.controller.faults import (
     as_int,
     battery_faults,
 )
+from edge.controller.plan import Plan, PointWrite, Unsupported, WriteFailed, check_reply
 from edge.controller.telemetry import Telemetry
 
-
-class WriteFailed(Exception):
-    """A write that was refused, timed out or whose read-back differs. Always a fault."""
-
-    def __init__(self, device: str, model: str, point: str, value: Any, reason: str) -> None:
-        super().__init__(f"write {device}/{model}/{point}={value!r} failed: {reason}")
-        self.device, self.model, self.point, self.value, self.reason = (
-            device,
-            model,
-            point,
-            value,
-            reason,
-        )
-
-    def fault(self) -> Fault:
-        return Fault("write_failed", str(self))
-
-
-class Unsupported(Exception):
-    """The profile cannot do what was asked (for example a power factor)."""
+__all__ = [
+    "DeviceWriter",
+    "Plan",
+    "PointWrite",
+    "Profile",
+    "Unsupported",
+    "WriteFailed",
+    "check_reply",
+    "profile_class",
+]
 
 
 class DeviceWriter(Protocol):
-    """The port to the set topics: returns the reply dict, raises TimeoutError on no reply."""
+    """The shell's port to the set topics, through which it performs the core's writes:
+    returns the reply dict, raises TimeoutError on no reply."""
 
     async def write(self, device: str, model: str, point: str, value: Any) -> dict[str, Any]: ...
 
 
-def check_reply(reply: Any, value: Any, tol: float | None) -> str | None:
-    """Why a write reply does not confirm `value`, or None if it does (B5: `False == 0` is no
-    confirmation; a missing or non-numeric read-back is no confirmation either)."""
-    if not isinstance(reply, dict):
-        return "reply is not a JSON object"
-    if reply.get("ok") is not True:
-        err = reply.get("error")
-        if not isinstance(err, dict):
-            err = {}
-        return f"refused: {err.get('code', 'unknown')} {err.get('message', '')}".strip()
-    if tol is None:  # a pulse register (alarm reset): the device acknowledged, nothing to compare
-        return None
-    rb = reply.get("value")
-    if isinstance(value, str):
-        return None if rb == value else f"read-back {rb!r} != {value!r}"
-    if isinstance(rb, bool) or not isinstance(rb, int | float) or not math.isfinite(rb):
-        return f"read-back {rb!r} is not a number"
-    if abs(float(rb) - float(value)) > tol:
-        return f"read-back {rb!r} != {value!r}"
-    return None
-
-
-Step = tuple[str, Callable[[], Awaitable[None]]]
+Step = tuple[str, Callable[[], Plan]]
 
 
 class Profile:
@@ -92,18 +63,11 @@ class Profile:
         self.bat = settings.battery
         self.inv = settings.inverter
 
-    # -- the one write path ----------------------------------------------------------------
-    async def write(
-        self, device: str, model: str, point: str, value: Any, tol: float | None = 0.5
-    ) -> None:
-        """Write and confirm by read-back within `tol` (None: acknowledgement only)."""
-        try:
-            reply = await self.writer.write(device, model, point, value)
-        except TimeoutError:
-            raise WriteFailed(device, model, point, value, "no reply (timeout)") from None
-        why = check_reply(reply, value, tol)
-        if why is not None:
-            raise WriteFailed(device, model, point, value, why)
+    # -- the one way to say a write -----------------------------------------------------------
+    @staticmethod
+    def put(device: str, model: str, point: str, value: Any, tol: float | None = 0.5) -> PointWrite:
+        """One write, confirmed by read-back within `tol` (None: acknowledgement only)."""
+        return PointWrite(device, str(model), point, value, tol)
 
     @staticmethod
     def w_tol(value: float) -> float:
@@ -140,14 +104,14 @@ class Profile:
             (self.bat, m, p) for p in ("V", "AChaMax", "ADisChaMax", "WChaRteMax", "WDisChaRteMax")
         }
 
-    async def reset_battery_alarms(self) -> None:
-        await self.write(self.bat, self.battery_model, "AlmRst", 1, tol=None)
+    def reset_battery_alarms(self) -> Plan:
+        return [self.put(self.bat, self.battery_model, "AlmRst", 1, tol=None)]
 
-    async def close_contactors(self) -> None:
-        await self.write(self.bat, self.battery_model, "SetOp", 1)
+    def close_contactors(self) -> Plan:
+        return [self.put(self.bat, self.battery_model, "SetOp", 1)]
 
-    async def open_contactors(self) -> None:
-        await self.write(self.bat, self.battery_model, "SetOp", 2)
+    def open_contactors(self) -> Plan:
+        return [self.put(self.bat, self.battery_model, "SetOp", 2)]
 
     def battery_faults(self) -> list[Fault]:
         return battery_faults(
@@ -156,23 +120,25 @@ class Profile:
         )
 
     # -- inverter: subclasses --------------------------------------------------------------
-    async def reset_inverter_alarms(self) -> None:
-        """Inverters without an alarm-reset register do nothing."""
+    def reset_inverter_alarms(self) -> Plan:
+        """Inverters without an alarm-reset register write nothing."""
+        return []
 
-    async def unlock(self) -> None:
-        """Inverters without a security code do nothing."""
+    def unlock(self) -> Plan:
+        """Inverters without a security code write nothing."""
+        return []
 
-    async def enable_power_mode(self) -> None:
+    def enable_power_mode(self) -> Plan:
         raise NotImplementedError
 
-    async def write_power(self, signed_w: float) -> None:
-        """Write a signed setpoint (+ discharge, - charge), already clamped, in W."""
+    def write_power(self, signed_w: float) -> Plan:
+        """The writes of a signed setpoint (+ discharge, - charge), already clamped, in W."""
         raise NotImplementedError
 
-    async def inverter_off(self) -> None:
+    def inverter_off(self) -> Plan:
         raise NotImplementedError
 
-    async def write_pf(self, pf: float) -> None:
+    def write_pf(self, pf: float) -> Plan:
         raise Unsupported(f"pf: profile {self.name} supports only unity power factor")
 
     def inverter_rating(self) -> tuple[float | None, float | None]:
@@ -196,12 +162,12 @@ class Profile:
     native_grid: frozenset[str] = frozenset()
     supports_var = False  # the controller can command reactive power (controller-side Q)
 
-    async def write_var(self, var: float) -> None:
+    def write_var(self, var: float) -> Plan:
         """Hold `var` VAr (+ injected); families with a reactive-power setpoint override."""
         raise Unsupported(f"var: profile {self.name} takes no reactive-power setpoint")
 
-    async def write_grid(self, g: Any, name: str) -> None:
-        """Write grid function `name` of settings `g` to the inverter (confirmed)."""
+    def write_grid(self, g: Any, name: str) -> Plan:
+        """The writes of grid function `name` of settings `g` to the inverter."""
         raise Unsupported(f"{name}: profile {self.name} does not run it in the inverter")
 
     def grid_capacity_problem(self, g: Any, name: str) -> str | None:
@@ -215,16 +181,15 @@ class Profile:
     def heartbeat_needs_reset(self) -> bool:
         return False
 
-    async def reset_heartbeat(self) -> None:
-        return None
+    def reset_heartbeat(self) -> Plan:
+        return []
 
     def heartbeat_fault(self, energised_for_s: float) -> Fault | None:
         return None
 
     # -- sequences in the original's order -------------------------------------------------
-    async def reset_alarms(self) -> None:
-        await self.reset_battery_alarms()
-        await self.reset_inverter_alarms()
+    def reset_alarms(self) -> Plan:
+        return self.reset_battery_alarms() + self.reset_inverter_alarms()
 
     def stop_steps(self) -> list[Step]:
         """Power 0, inverter off, open the contactors. Each step runs even if one before failed."""

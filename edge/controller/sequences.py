@@ -2,20 +2,31 @@
 
 Start: reset alarms, unlock, close the contactors, wait (bounded) for CONNECTED, power mode,
 power 0, hold. Stop: power 0, inverter off, open the contactors, every step tried even if one
-fails. A trip latches `fault` at once and runs the stop sequence.
+fails. A trip latches `fault` at once and runs the stop sequence. Each sequence is a `Program`
+of the profile's plans; what happens when it ends is decided here, synchronously.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from edge.controller.context import ControllerContext
 from edge.controller.faults import Fault
 from edge.controller.machine import St
-from edge.controller.profiles import WriteFailed
+from edge.controller.plan import WriteFailed
+from edge.controller.runner import Program, Stage
 
 log = logging.getLogger(__name__)
+
+# The runner's lanes: at most one program in each.
+SEQUENCE, SETPOINT, STOP, HEARTBEAT, GRID = "sequence", "setpoint", "stop", "heartbeat", "grid"
+
+
+def faults_of(errors: list[Exception]) -> list[Fault]:
+    """The faults of a program's errors (a failed write, or a profile that could not plan)."""
+    return [
+        e.fault() if isinstance(e, WriteFailed) else Fault("write_failed", str(e)) for e in errors
+    ]
 
 
 class Sequences(ControllerContext):
@@ -23,16 +34,24 @@ class Sequences(ControllerContext):
         self.requested_w = 0.0
         self._goto("start", reason)
         self._energised_since = self.clock()
-        self._seq_task = self.jobs.spawn(self._start_sequence(), "start_sequence")
+        p = self.p
+        self._sequence_work = self.runner.run(
+            SEQUENCE,
+            Program(
+                "start sequence",
+                [
+                    Stage("reset alarms", p.reset_alarms),
+                    Stage("unlock", p.unlock),
+                    Stage("close contactors", p.close_contactors),
+                ],
+                on_done=self._started,
+            ),
+        )
 
-    async def _start_sequence(self) -> None:
-        """Reset alarms, unlock, close the contactors; then wait (bounded) for CONNECTED."""
-        try:
-            await self.p.reset_alarms()
-            await self.p.unlock()
-            await self.p.close_contactors()
-        except WriteFailed as exc:
-            self._trip([exc.fault()], "start sequence failed")
+    def _started(self, errors: list[Exception]) -> None:
+        """Alarms reset, unlocked, contactors closed: wait (bounded) for CONNECTED."""
+        if errors:
+            self._trip(faults_of(errors), "start sequence failed")
             return
         self._connect_deadline = self.clock() + self.s.connect_timeout_s
         self._goto(
@@ -45,7 +64,7 @@ class Sequences(ControllerContext):
             return
         if self.p.is_connected():
             self._enabling = True
-            self._seq_task = self.jobs.spawn(self._enable_sequence(), "enable_sequence")
+            self._sequence_work = self.runner.run(SEQUENCE, self._enable_program())
         elif self._connect_deadline is not None and self.clock() > self._connect_deadline:
             last = self.t.get(self.s.battery, self.p.battery_model, "State")
             self._trip(
@@ -59,19 +78,29 @@ class Sequences(ControllerContext):
                 "connect timeout",
             )
 
-    async def _enable_sequence(self) -> None:
-        """Constant-power mode, power 0, then hold (or recover, if asked during start)."""
-        try:
-            await self.p.enable_power_mode()
-            await self._write_native_grid()
-            await self.p.write_power(0.0)
+    def _enable_program(self) -> Program:
+        """Constant-power mode, the native grid functions, power 0."""
+
+        def zeroed() -> None:
             self.applied_w = 0.0
             self._last_write = self.clock()
-        except WriteFailed as exc:
-            self._trip([exc.fault()], "enable sequence failed")
+
+        return Program(
+            "enable sequence",
+            [
+                Stage("power mode", self.p.enable_power_mode),
+                *self._native_grid_stages(),
+                Stage("power 0", lambda: self.p.write_power(0.0), after=zeroed),
+            ],
+            on_done=self._enabled,
+        )
+
+    def _enabled(self, errors: list[Exception]) -> None:
+        """Then hold (or recover, if asked during start)."""
+        self._enabling = False
+        if errors:
+            self._trip(faults_of(errors), "enable sequence failed")
             return
-        finally:
-            self._enabling = False
         if self.state != St.CONNECTING:
             return
         if self.pending_recovery_w is not None:
@@ -79,7 +108,7 @@ class Sequences(ControllerContext):
             self.pending_recovery_w = None
             self._goto("connected_recover", "battery connected; SoC recovery requested")
             if self._recovery_done():
-                await self._end_recovery()
+                self._end_recovery()
             else:
                 self._spawn_setpoint()
         else:
@@ -87,25 +116,29 @@ class Sequences(ControllerContext):
             self._goto("connected", "battery connected; inverter in constant-power mode")
             self._check_soc()  # already at the low limit: recovery at once
 
-    async def _stop_sequence(self) -> None:
+    def _run_stop(self) -> Program:
         """Power 0, inverter off, open the contactors; every step is tried even if one fails."""
-        failures: list[Fault] = []
-        for name, step in self.p.stop_steps():
-            try:
-                await step()
-                if name == "power 0":
-                    self.applied_w = 0.0
-            except WriteFailed as exc:
-                failures.append(exc.fault())
-            except Exception as exc:  # a profile bug must not leave the stop half-done
-                log.exception("stop step %s failed", name)
-                failures.append(Fault("write_failed", f"{name}: {type(exc).__name__}: {exc}"))
-        self._stop_failed = bool(failures)
-        if not failures:
-            self._energised_since = None
-        if failures:
-            self._trip(failures, "stop sequence failed")
-        elif self.state == St.STOPPING:
+
+        def zeroed() -> None:
+            self.applied_w = 0.0
+
+        stages = [
+            Stage(name, plan, after=zeroed if name == "power 0" else None)
+            for name, plan in self.p.stop_steps()
+        ]
+        self._stop_work = self.runner.run(
+            STOP, Program("stop sequence", stages, on_done=self._stopped, keeps_going=True)
+        )
+        return self._stop_work
+
+    def _stopped(self, errors: list[Exception]) -> None:
+        self._stop_failed = bool(errors)
+        if errors:
+            # Retried every refresh_s and when a device is back, not at once (_retry_failed_stop).
+            self._trip(faults_of(errors), "stop sequence failed", run_stop=False)
+            return
+        self._energised_since = None
+        if self.state == St.STOPPING:
             self._goto("stop_done", "stop sequence complete")
         else:
             self._changed()
@@ -116,12 +149,12 @@ class Sequences(ControllerContext):
         if (
             self.state == St.FAULT
             and self._stop_failed
-            and not self._running(self._stop_task)
+            and not self._running(self._stop_work)
             and (now or self._every("stop_retry", self.s.refresh_s))
         ):
-            self._stop_task = self.jobs.spawn(self._stop_sequence(), "stop_sequence")
+            self._run_stop()
 
-    def _trip(self, faults: list[Fault], reason: str) -> None:
+    def _trip(self, faults: list[Fault], reason: str, run_stop: bool = True) -> None:
         """Latch faults, go to `fault` at once, and run the stop sequence (unless running)."""
         new = [f for f in faults if f not in self.faults]
         if not new and self.state == St.FAULT:
@@ -137,12 +170,10 @@ class Sequences(ControllerContext):
             self._goto("trip", f"{reason}: {detail}" if detail else reason)
         else:
             self._changed()
-        if not self._running(self._stop_task):
-            self._stop_task = self.jobs.spawn(self._stop_sequence(), "stop_sequence")
+        if run_stop and not self._running(self._stop_work):
+            self._run_stop()
 
     def _cancel_work(self, keep_stop: bool = False) -> None:
-        current = asyncio.current_task()
-        for task in (self._sp_task, self._seq_task) + (() if keep_stop else (self._stop_task,)):
-            if task is not None and not task.done() and task is not current:
-                task.cancel()
+        for lane in (SETPOINT, SEQUENCE) + (() if keep_stop else (STOP,)):
+            self.runner.cancel(lane)
         self._enabling = False

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from dataclasses import replace
 from typing import Any
 
-from edge.controller.context import REPLY_WAIT_S, ControllerContext
+from edge.controller.context import Answer, ControllerContext
 from edge.controller.errors import Refused, short
 from edge.controller.limits import OPERATOR_LIMIT, Limits, compute_limits
 from edge.controller.machine import ACTIVE, St
 from edge.controller.pipeline import Applied, PipelineSettings, apply
-from edge.controller.profiles import Unsupported, WriteFailed
+from edge.controller.plan import Plan, Unsupported
+from edge.controller.runner import Program, Stage
+from edge.controller.sequences import SETPOINT, faults_of
 
 log = logging.getLogger(__name__)
 
@@ -63,46 +64,49 @@ class Setpoint(ControllerContext):
             ps = replace(ps, ramp_w_per_s=0.0)
         return apply(want_w, self.site_view(), ps, self.applied_w, self.s.ramp_interval_s)
 
-    def _spawn_setpoint(
-        self, pf: float | None = None, immediate_zero: bool = False
-    ) -> asyncio.Task[None]:
-        if self._running(self._sp_task):
-            assert self._sp_task is not None
-            self._sp_task.cancel()  # superseded
-        self._sp_task = self.jobs.spawn(self._write_setpoint(pf, immediate_zero), "write_setpoint")
-        return self._sp_task
+    def _spawn_setpoint(self, pf: float | None = None, immediate_zero: bool = False) -> Program:
+        """Write the setpoint (superseding one being written): the power factor first if
+        given, then the power, computed when its write starts so that the limits in force at
+        that moment apply, then the controller-side reactive power when due."""
+        target = [0.0]
 
-    async def _write_setpoint(self, pf: float | None, immediate_zero: bool) -> None:
-        try:
-            if pf is not None:
-                await self.p.write_pf(pf)
-            # Computed at write time, so the limits in force at that moment apply.
-            target = 0.0 if immediate_zero else self._next_step()
-            await self.p.write_power(target)
-            await self._write_grid_var()
-        except WriteFailed as exc:
-            self._trip([exc.fault()], "setpoint write failed")
-            return
-        except Unsupported as exc:  # validated before; a subclass may still refuse
-            log.warning("%s", exc)
-            return
-        self.applied_w = target
-        self._last_write = self.clock()
+        def power() -> Plan:
+            target[0] = 0.0 if immediate_zero else self._next_step()
+            return self.p.write_power(target[0])
+
+        def written() -> None:
+            self.applied_w = target[0]
+            self._last_write = self.clock()
+
+        stages = [Stage("pf", lambda: self.p.write_pf(pf))] if pf is not None else []
+        stages += [Stage("power", power, after=written), self._grid_var_stage()]
+        self._setpoint_work = self.runner.run(
+            SETPOINT, Program("setpoint", stages, on_done=self._setpoint_done)
+        )
+        return self._setpoint_work
+
+    def _setpoint_done(self, errors: list[Exception]) -> None:
+        failed = [e for e in errors if not isinstance(e, Unsupported)]
+        if failed:
+            self._trip(faults_of(failed), "setpoint write failed")
+        elif errors:  # validated before; a subclass may still refuse
+            log.warning("%s", errors[0])
         self._changed()
 
-    async def _command_setpoint(self, pf: float | None = None) -> dict[str, Any]:
-        task = self._spawn_setpoint(pf)
-        await asyncio.wait([task], timeout=REPLY_WAIT_S)
-        if self.state == St.FAULT:
-            raise Refused("fault_active", f"setpoint not applied: {self.reason}")
-        return self._reply()
+    def _command_setpoint(self, pf: float | None = None) -> Answer:
+        def then() -> Answer:
+            if self.state == St.FAULT:
+                raise Refused("fault_active", f"setpoint not applied: {self.reason}")
+            return self._reply()
+
+        return self._after(self._spawn_setpoint(pf), then)
 
     def _maintain_setpoint(self) -> None:
         """Ramp steps and the lease refresh (rewrite before the device's revert timer)."""
         if (
             self.state not in ACTIVE
-            or self._running(self._sp_task)
-            or self._running(self._seq_task)
+            or self._running(self._setpoint_work)
+            or self._running(self._sequence_work)
         ):
             return
         since = self.clock() - self._last_write
@@ -112,13 +116,11 @@ class Setpoint(ControllerContext):
         if ramp_due or since >= self.s.refresh_s or self.grid_var_due():
             self._spawn_setpoint()
 
-    async def _protect_hold(self, reason: str, event: str) -> dict[str, Any]:
+    def _protect_hold(self, reason: str, event: str) -> Answer:
         self.requested_w = 0.0
         self._select_manual(0.0)
         self._goto(event, reason)
-        task = self._spawn_setpoint(immediate_zero=True)
-        await asyncio.wait([task], timeout=REPLY_WAIT_S)
-        return self._reply()
+        return self._after(self._spawn_setpoint(immediate_zero=True), self._reply)
 
 
 def limit_value(body: dict[str, Any], key: str) -> float | None:

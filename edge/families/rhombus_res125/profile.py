@@ -7,7 +7,7 @@ from typing import Any
 
 from edge.controller.faults import Fault, as_int
 from edge.controller.limits import to_device
-from edge.controller.profiles import Profile, WriteFailed
+from edge.controller.profiles import Plan, Profile, WriteFailed
 
 RHOMBUS_FAULT_REGISTERS = (
     "CIUFaultSummary",
@@ -37,23 +37,22 @@ class RhombusRes125Profile(Profile):
             return self.s.rhombus_command_unit_w
         return self.battery_v()
 
-    async def reset_inverter_alarms(self) -> None:
-        await self.write(self.inv, "res125", "OpMode", self.OPMODE_RESET_UNIT, tol=None)
+    def reset_inverter_alarms(self) -> Plan:
+        return [self.put(self.inv, "res125", "OpMode", self.OPMODE_RESET_UNIT, tol=None)]
 
-    async def unlock(self) -> None:
-        await self.write(self.inv, "res125", "SecurityCode", self.s.security_code_value)
+    def unlock(self) -> Plan:
+        return [self.put(self.inv, "res125", "SecurityCode", self.s.security_code_value)]
 
-    async def enable_power_mode(self) -> None:
-        await self.reset_heartbeat()
-        await self.write(self.inv, "res125", "MaxPowerCommand", 0)
+    def enable_power_mode(self) -> Plan:
+        first = [*self.reset_heartbeat(), self.put(self.inv, "res125", "MaxPowerCommand", 0)]
         mode = (
             self.OPMODE_CONSTANT_POWER
             if self.s.inverter_command_mode == "POWER"
             else self.OPMODE_CONSTANT_CURRENT
         )
-        await self.write(self.inv, "res125", "OpMode", mode)
+        return [*first, self.put(self.inv, "res125", "OpMode", mode)]
 
-    async def write_power(self, signed_w: float) -> None:
+    def write_power(self, signed_w: float) -> Plan:
         if signed_w == 0:
             cmd = 0.0
         else:
@@ -65,17 +64,17 @@ class RhombusRes125Profile(Profile):
             raw = to_device(signed_w, self.s.charge_sign) / unit
             cmd = math.trunc(raw * 1000) / 1000  # toward 0
             cmd = max(-self.s.max_inverter_command, min(self.s.max_inverter_command, cmd))
-        await self.write(
-            self.inv, "res125", "MaxPowerCommand", cmd, tol=max(0.0011, abs(cmd) * 0.002)
-        )
+        return [
+            self.put(self.inv, "res125", "MaxPowerCommand", cmd, tol=max(0.0011, abs(cmd) * 0.002))
+        ]
 
-    async def inverter_off(self) -> None:
-        await self.write(self.inv, "res125", "OpMode", self.OPMODE_STOP)
+    def inverter_off(self) -> Plan:
+        return [self.put(self.inv, "res125", "OpMode", self.OPMODE_STOP)]
 
-    async def write_pf(self, pf: float) -> None:
+    def write_pf(self, pf: float) -> Plan:
         offset = math.copysign(1.0 - abs(pf), pf)
         offset = max(-0.5, min(0.5, offset))
-        await self.write(self.inv, "res125", "PowerFactorOffset", round(offset, 3), tol=0.002)
+        return [self.put(self.inv, "res125", "PowerFactorOffset", round(offset, 3), tol=0.002)]
 
     def inverter_rating(self) -> tuple[float | None, float | None]:
         unit = self._unit_w()
@@ -101,11 +100,10 @@ class RhombusRes125Profile(Profile):
         hb = as_int(self.t.get(self.inv, "res125", "Heartbeat"))
         return hb is not None and 0 < hb <= self.s.inverter_heartbeat_count_limit
 
-    async def reset_heartbeat(self) -> None:
+    def reset_heartbeat(self) -> Plan:
         # The inverter counts down every 100 ms, so the read-back may already be a few lower.
-        await self.write(
-            self.inv, "res125", "Heartbeat", self.s.initial_inverter_heartbeat_count, tol=10
-        )
+        count = self.s.initial_inverter_heartbeat_count
+        return [self.put(self.inv, "res125", "Heartbeat", count, tol=10)]
 
     def heartbeat_fault(self, energised_for_s: float) -> Fault | None:
         warn = self.s.inverter_heartbeat_warning_time

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from edge.controller.faults import ALRM_701_BITS, Fault, as_int, bit_names
-from edge.controller.profiles import Profile, WriteFailed
+from edge.controller.profiles import Plan, Profile, WriteFailed
 
 
 class SunSpec123Profile(Profile):
@@ -21,15 +21,17 @@ class SunSpec123Profile(Profile):
     inverter_model = "124"
     supports_var = True
 
-    async def write_var(self, var: float) -> None:
+    def write_var(self, var: float) -> Plan:
         """123 `VArWMaxPct` (% of WMax, `VArPct_Mod` 1), enabled by `VArPct_Ena`."""
         wmax = self._wmax()
         if wmax is None or wmax <= 0:
             raise WriteFailed(self.inv, "123", "VArWMaxPct", var, "WMax unknown")
         pct = max(-100.0, min(100.0, math.trunc(var / wmax * 1000) / 10))
-        await self.write(self.inv, "123", "VArPct_Mod", 1)
-        await self.write(self.inv, "123", "VArWMaxPct", pct, tol=0.051)
-        await self.write(self.inv, "123", "VArPct_Ena", 1)
+        return [
+            self.put(self.inv, "123", "VArPct_Mod", 1),
+            self.put(self.inv, "123", "VArWMaxPct", pct, tol=0.051),
+            self.put(self.inv, "123", "VArPct_Ena", 1),
+        ]
 
     def _wmax(self) -> float | None:
         return self.t.number(self.inv, "121", "WMax")
@@ -37,30 +39,37 @@ class SunSpec123Profile(Profile):
     def _wchamax(self) -> float | None:
         return self.t.number(self.inv, "124", "WChaMax") or self._wmax()
 
-    async def enable_power_mode(self) -> None:
-        await self.write(self.inv, "123", "Conn", 1)
-        await self.write(self.inv, "124", "InOutWRte_RvrtTms", int(self.s.lease_s))
-        await self.write(self.inv, "124", "InWRte", 0)
-        await self.write(self.inv, "124", "OutWRte", 0)
+    def enable_power_mode(self) -> Plan:
+        return [
+            self.put(self.inv, "123", "Conn", 1),
+            self.put(self.inv, "124", "InOutWRte_RvrtTms", int(self.s.lease_s)),
+            self.put(self.inv, "124", "InWRte", 0),
+            self.put(self.inv, "124", "OutWRte", 0),
+        ]
 
-    async def write_power(self, signed_w: float) -> None:
+    def write_power(self, signed_w: float) -> Plan:
         if signed_w == 0:
-            await self.write(self.inv, "124", "OutWRte", 0, tol=0.051)
-            await self.write(self.inv, "124", "InWRte", 0, tol=0.051)
-            return
+            return [
+                self.put(self.inv, "124", "OutWRte", 0, tol=0.051),
+                self.put(self.inv, "124", "InWRte", 0, tol=0.051),
+            ]
         charging = signed_w < 0
         ref = self._wchamax() if charging else self._wmax()
         rate, other, mode = ("InWRte", "OutWRte", 1) if charging else ("OutWRte", "InWRte", 2)
         if ref is None or ref <= 0:
             raise WriteFailed(self.inv, "124", rate, signed_w, "WChaMax/WMax unknown")
         pct = math.trunc(abs(signed_w) / ref * 1000) / 10  # toward 0, 0.1 % (InOutWRte_SF -1)
-        await self.write(self.inv, "124", other, 0, tol=0.051)
-        await self.write(self.inv, "124", rate, pct, tol=0.051)
-        await self.write(self.inv, "124", "StorCtl_Mod", mode)
+        return [
+            self.put(self.inv, "124", other, 0, tol=0.051),
+            self.put(self.inv, "124", rate, pct, tol=0.051),
+            self.put(self.inv, "124", "StorCtl_Mod", mode),
+        ]
 
-    async def inverter_off(self) -> None:
-        await self.write(self.inv, "124", "StorCtl_Mod", 0)
-        await self.write(self.inv, "123", "Conn", 0)
+    def inverter_off(self) -> Plan:
+        return [
+            self.put(self.inv, "124", "StorCtl_Mod", 0),
+            self.put(self.inv, "123", "Conn", 0),
+        ]
 
     def inverter_rating(self) -> tuple[float | None, float | None]:
         wmax = self.t.number(self.inv, "121", "WMax")

@@ -1,15 +1,15 @@
 """Grid support written to a `sunspec_704` inverter: 711 droop, 705 volt-var, 706 volt-watt
-and the 704 power-factor points, each write confirmed by read-back, and what the inverter
-holds compared with the site file. Point paths are the adapter's (`Crv/1/Pt/2/V`)."""
+and the 704 power-factor points (planned by the profile, each confirmed by read-back), and
+what the inverter holds compared with the site file. Point paths are the adapter's
+(`Crv/1/Pt/2/V`)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from edge.controller.grid.settings import GridSettings
 
-Write = Callable[[str, str, Any, float], Awaitable[None]]  # model, point, value, tolerance
 Read = Callable[[str, str], float | None]
 V_TOL, PCT_TOL, HZ_TOL, K_TOL, S_TOL, PF_TOL = 0.051, 0.051, 0.0006, 0.0006, 0.051, 0.0006
 
@@ -64,11 +64,6 @@ def capacity_problem(g: GridSettings, name: str, read: Read) -> str | None:
     if npt is not None and n > npt:
         return f"grid.{name}.points: {n} points, the inverter's {model} holds {npt:g}"
     return None
-
-
-async def write_function(g: GridSettings, name: str, write: Write) -> None:
-    for model, point, value, tol in wanted(g, name):
-        await write(model, point, value, tol)
 
 
 def differences(g: GridSettings, names: frozenset[str], read: Read) -> list[str]:

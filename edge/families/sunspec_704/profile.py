@@ -7,7 +7,7 @@ from typing import Any
 
 from edge.controller.faults import ALRM_701_BITS, Fault, as_int, bit_names
 from edge.controller.limits import to_device
-from edge.controller.profiles import Profile
+from edge.controller.profiles import Plan, Profile
 from edge.families.sunspec_704 import grid
 
 
@@ -18,14 +18,11 @@ class SunSpec704Profile(Profile):
     inverter_model = "704"
     native_grid = frozenset({"volt_var", "volt_watt", "freq_watt", "pf"})
 
-    async def _write_tol(self, model: str, point: str, value: Any, tol: float) -> None:
-        await self.write(self.inv, model, point, value, tol=tol)
-
     def _read(self, model: str, point: str) -> float | None:
         return self.t.number(self.inv, model, point)
 
-    async def write_grid(self, g: Any, name: str) -> None:
-        await grid.write_function(g, name, self._write_tol)
+    def write_grid(self, g: Any, name: str) -> Plan:
+        return [self.put(self.inv, m, p, v, tol) for m, p, v, tol in grid.wanted(g, name)]
 
     def grid_capacity_problem(self, g: Any, name: str) -> str | None:
         return grid.capacity_problem(g, name, self._read)
@@ -36,20 +33,24 @@ class SunSpec704Profile(Profile):
     def restart_report(self) -> dict[str, Any]:
         return {**super().restart_report(), "grid_differs": self.grid_differences(self.s.grid)}
 
-    async def enable_power_mode(self) -> None:
+    def enable_power_mode(self) -> Plan:
         m = self.inverter_model
-        await self.write(self.inv, m, "WSetMod", 1)  # WATTS
-        await self.write(self.inv, m, "WSetRvrtTms", int(self.s.lease_s))
-        await self.write(self.inv, m, "WSet", 0)
-        await self.write(self.inv, m, "WSetEna", 1)
+        return [
+            self.put(self.inv, m, "WSetMod", 1),  # WATTS
+            self.put(self.inv, m, "WSetRvrtTms", int(self.s.lease_s)),
+            self.put(self.inv, m, "WSet", 0),
+            self.put(self.inv, m, "WSetEna", 1),
+        ]
 
-    async def write_power(self, signed_w: float) -> None:
+    def write_power(self, signed_w: float) -> Plan:
         v = math.trunc(to_device(signed_w, self.s.charge_sign))  # toward 0: never above a limit
-        await self.write(self.inv, self.inverter_model, "WSet", v, tol=self.w_tol(v))
+        return [self.put(self.inv, self.inverter_model, "WSet", v, tol=self.w_tol(v))]
 
-    async def inverter_off(self) -> None:
-        await self.write(self.inv, self.inverter_model, "WSet", 0)
-        await self.write(self.inv, self.inverter_model, "WSetEna", 0)
+    def inverter_off(self) -> Plan:
+        return [
+            self.put(self.inv, self.inverter_model, "WSet", 0),
+            self.put(self.inv, self.inverter_model, "WSetEna", 0),
+        ]
 
     def inverter_rating(self) -> tuple[float | None, float | None]:
         n = self.t.number
