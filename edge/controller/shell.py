@@ -5,7 +5,9 @@
 - publishes `{root}/controller/state` (retained, on change and every state_publish_s),
   `{root}/controller/events`, and `{root}/controller/status` (online, will offline);
 - writes devices through `{root}/{device}/set/{model}/{point}` with edge.mqtt.rpc.Requester;
-- owns the loop, the tick timer and (through `Jobs`) every task the controller's work runs in.
+- owns the loop, the tick timer and (through `Jobs`) every task the controller's work runs in:
+  the synchronous core (core.py) asks for writes, replies and timers, and the driver
+  (driver.py) carries them out on this loop.
 One service instance runs one controller loop (field notes B9).
 """
 
@@ -19,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edge.controller.config import ControllerSettings
-from edge.controller.core import Controller, Refused
+from edge.controller.driver import Controller, Refused
 from edge.controller.jobs import Jobs
 from edge.controller.profiles import profile_class
 from edge.controller.telemetry import Telemetry

@@ -1,17 +1,36 @@
-"""MQTT shell: the topic builder, the paho client wrapper and the request/response helper."""
+"""MQTT shell: the topic builder, the paho client wrapper and the request/response helper.
 
-from edge.mqtt.client import BrokerSettings, Message, MqttClient, TlsSettings, Will
-from edge.mqtt.rpc import Requester, RpcError, serve
-from edge.mqtt.topics import Topics
+The names load on first use, so a module that needs only the topic vocabulary
+(`edge.mqtt.topics`), such as the controller core, does not import paho or asyncio.
+"""
 
-__all__ = [
-    "BrokerSettings",
-    "Message",
-    "MqttClient",
-    "Requester",
-    "RpcError",
-    "TlsSettings",
-    "Topics",
-    "Will",
-    "serve",
-]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edge.mqtt.client import BrokerSettings, Message, MqttClient, TlsSettings, Will
+    from edge.mqtt.rpc import Requester, RpcError, serve
+    from edge.mqtt.topics import Topics
+
+_WHERE = {
+    "BrokerSettings": "client",
+    "Message": "client",
+    "MqttClient": "client",
+    "TlsSettings": "client",
+    "Will": "client",
+    "Requester": "rpc",
+    "RpcError": "rpc",
+    "serve": "rpc",
+    "Topics": "topics",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'edge.mqtt' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"edge.mqtt.{module}"), name)

@@ -189,7 +189,7 @@ async def bench_fault_to_safe(site: ControllerSite, cycles: int) -> list[float]:
         await site.wait_state("fault", 5)
         site.sim.inject("battery", "clear", {})
         await site.wait(lambda: site.ctl._fault_causes() == [], 5)
-        await site.wait(lambda: site.ctl._stop_task.done(), 5)
+        await site.wait(lambda: not site.ctl.runner.busy(), 5)
         assert (await site.cmd("reset"))["ok"]
     return out
 

@@ -1,0 +1,240 @@
+"""The controller core without I/O: events in, actions out, driven synchronously.
+
+No event loop runs here. Each test feeds the core points, commands, write results and timers,
+and checks the actions it asks for (one confirmed write at a time, cancels, exactly one reply
+per command), which is what lets the shell own every task and timer.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from edge.controller.actions import Action, Cancel, Emit, Reply, StartTimer, Write
+from edge.controller.core import REPLY_TIMER, ControllerCore
+from edge.controller.plan import Plan
+from edge.controller.profiles import profile_class
+from edge.controller.telemetry import Telemetry
+from tests.unit.controller_fakes import BATTERY, FakeClock, settings
+
+CORE_MODULES = (
+    "actions",
+    "commands",
+    "context",
+    "core",
+    "grid_control",
+    "monitors",
+    "operating",
+    "plan",
+    "runner",
+    "sequences",
+    "setpoint",
+)
+
+
+class Bench:
+    """The core and a log of its actions; writes are answered only when a test says so."""
+
+    def __init__(self, **over: Any) -> None:
+        self.clock = FakeClock()
+        over.setdefault("restart_settle_s", 0)
+        over.setdefault("on_restart", "report")
+        s = settings(profile="sunspec_704", **over)
+        tel = Telemetry(self.clock)
+        self.core = ControllerCore(
+            s, profile_class(s)(s, None, tel), tel, clock=self.clock, wall=lambda: 1.7e9
+        )
+        for p, v in BATTERY.items():
+            self.core.on_point("battery", "802", p, v)
+        for (m, p), v in {("702", "WMaxRtg"): 90000.0, ("701", "Alrm"): 0}.items():
+            self.core.on_point("inverter", m, p, v)
+        self.core.on_status("battery", "online")
+        self.core.on_status("inverter", "online")
+        self.log: list[Action] = []
+        self.open: dict[int, Write] = {}  # writes sent and not yet answered
+        self._take()
+
+    def _take(self) -> list[Action]:
+        new = self.core.take()
+        self.log += new
+        for a in new:
+            if isinstance(a, Write):
+                self.open[a.ticket] = a
+            elif isinstance(a, Cancel):
+                self.open.pop(a.ticket, None)
+        return new
+
+    def command(self, request: int, name: str, body: dict[str, Any] | None = None) -> None:
+        self.core.command(request, name, body or {})
+        self._take()
+
+    def answer(self, w: Write, reply: Any = "confirm") -> None:
+        """The device's reply to `w`: its read-back by default, like a device would."""
+        if reply == "confirm":
+            reply = {"ok": True, "value": w.write.value}
+        self.open.pop(w.ticket, None)
+        self.core.write_done(w.ticket, reply)
+        self._take()
+
+    def confirm_all(self, limit: int = 50) -> list[str]:
+        """Answer every write as it comes (one at a time per program), echoing the value."""
+        done = []
+        for _ in range(limit):
+            if not self.open:
+                return done
+            w = next(iter(self.open.values()))
+            done.append(f"{w.write.model}/{w.write.point}={w.write.value}")
+            self.core.on_point(w.write.device, w.write.model, w.write.point, w.write.value)
+            self.answer(w)
+        raise AssertionError("writes never ended")
+
+    def replies(self, request: int) -> list[Reply]:
+        return [a for a in self.log if isinstance(a, Reply) and a.request == request]
+
+    def to_holding(self) -> None:
+        self.command(1, "start")
+        self.confirm_all()
+        self.core.on_point("battery", "802", "State", 3)
+        self._take()
+        self.confirm_all()
+        assert self.core.state == "holding", self.core.reason
+
+
+def test_start_writes_one_confirmed_write_at_a_time_and_replies_after_the_contactors() -> None:
+    b = Bench()
+    b.command(1, "start")
+    assert b.core.state == "starting"
+    assert len(b.open) == 1 and not b.replies(1)  # nothing written before AlmRst is confirmed
+    first = next(iter(b.open.values()))
+    assert (first.write.point, first.write.tol) == ("AlmRst", None)
+    assert b.confirm_all() == ["802/AlmRst=1", "802/SetOp=1"]
+    (reply,) = b.replies(1)
+    assert reply.body is not None and reply.body["state"] == "connecting"
+    b.core.on_point("battery", "802", "State", 3)
+    b._take()
+    assert b.confirm_all() == [
+        "704/WSetMod=1",
+        "704/WSetRvrtTms=30",
+        "704/WSet=0",
+        "704/WSetEna=1",
+        "704/WSet=0",
+    ]
+    assert b.core.state == "holding"
+
+
+def test_a_read_back_that_differs_trips_and_the_stop_tries_every_step() -> None:
+    b = Bench()
+    b.to_holding()
+    b.command(2, "discharge", {"power_w": 5000})
+    (w,) = b.open.values()
+    assert (w.write.point, w.write.value) == ("WSet", 5000)
+    b.answer(w, {"ok": True, "value": 4000})  # the device holds something else
+    assert b.core.state == "fault"
+    (reply,) = b.replies(2)
+    assert reply.refused is not None and reply.refused.code == "fault_active"
+    assert any(isinstance(a, Emit) and a.event["kind"] == "fault" for a in b.log)
+    # Stop: power 0 refused, yet inverter off and the contactors are still written.
+    (w,) = b.open.values()
+    assert (w.write.point, w.write.value) == ("WSet", 0)
+    b.answer(w, {"ok": False, "error": {"code": "device_error", "message": "busy"}})
+    assert b.confirm_all() == ["704/WSet=0", "704/WSetEna=0", "802/SetOp=2"]
+    assert b.core._stop_failed and b.core.state == "fault"
+
+
+def test_a_new_setpoint_cancels_the_write_in_flight_and_ignores_its_late_reply() -> None:
+    b = Bench()
+    b.to_holding()
+    b.command(2, "charge", {"power_w": 5000})
+    (first,) = b.open.values()
+    b.command(3, "discharge", {"power_w": 3000})
+    assert Cancel(first.ticket) in b.log
+    assert [r.body["state"] for r in b.replies(2) if r.body] == ["discharging"]
+    (second,) = b.open.values()
+    assert second.write.value == 3000
+    b.core.write_done(first.ticket, {"ok": True, "value": -5000})  # late: no effect
+    assert b.core.take() == [] and b.core.applied_w == 0
+    b.answer(second)
+    (reply,) = b.replies(3)
+    assert reply.body == {
+        "state": "discharging",
+        "setpoint": {"requested_w": 3000, "applied_w": 3000},
+    }
+
+
+def test_a_reply_waits_for_its_work_and_the_deadline_answers_exactly_once() -> None:
+    b = Bench()
+    b.to_holding()
+    b.command(2, "charge", {"power_w": 5000})
+    timers = [a for a in b.log if isinstance(a, StartTimer) and a.name == f"{REPLY_TIMER}2"]
+    assert len(timers) == 1 and timers[0].delay_s <= 4.5
+    assert not b.replies(2)  # the write has not been confirmed
+    b.core.timer(f"{REPLY_TIMER}2")
+    b._take()
+    (reply,) = b.replies(2)
+    assert reply.body is not None and reply.body["setpoint"]["applied_w"] == 0
+    (w,) = b.open.values()
+    b.answer(w)  # confirmed after the deadline: the state follows, no second reply
+    b.core.timer(f"{REPLY_TIMER}2")
+    b._take()
+    assert len(b.replies(2)) == 1 and b.core.applied_w == -5000
+
+
+def test_refusals_and_unknown_commands_reply_at_once_and_change_nothing() -> None:
+    b = Bench()
+    b.to_holding()
+    before = b.core.snapshot()
+    b.command(7, "charge", {"power_w": "lots"})
+    b.command(8, "dance")
+    for request in (7, 8):
+        (reply,) = b.replies(request)
+        assert reply.refused is not None
+    assert b.replies(8)[0].refused.code == "unknown_command"  # type: ignore[union-attr]
+    assert not b.open and b.core.snapshot() == before
+
+
+class AsyncProfileMixin:
+    """A user's profile written for the old, awaiting interface."""
+
+    async def write_power(self, signed_w: float) -> None:  # type: ignore[override]
+        return None
+
+
+def test_a_profile_that_awaits_instead_of_planning_trips_with_a_clear_fault() -> None:
+    b = Bench()
+    b.to_holding()
+    p = b.core.p
+
+    def old_style(signed_w: float) -> Plan:
+        return AsyncProfileMixin().write_power(signed_w)  # type: ignore[return-value]
+
+    p.write_power = old_style  # type: ignore[method-assign]
+    b.command(2, "discharge", {"power_w": 1000})
+    assert b.core.state == "fault"
+    assert any("coroutine" in f.detail for f in b.core.faults), b.core.faults
+
+
+def test_the_core_modules_do_no_io() -> None:
+    """No async, no await, no asyncio, no MQTT client in the core: the shell owns them."""
+    root = Path(__file__).resolve().parents[2] / "edge" / "controller"
+    for name in CORE_MODULES:
+        tree = ast.parse((root / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            assert not isinstance(node, ast.AsyncFunctionDef | ast.Await), (name, node.lineno)
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                mods = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                mods.append(getattr(node, "module", None) or "")
+                for m in mods:
+                    assert m != "asyncio" and not m.startswith(("paho", "edge.mqtt.client")), (
+                        name,
+                        m,
+                    )
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, edge.controller.core; print('paho' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "False"
