@@ -26,7 +26,17 @@ _WHERE = {
     "Topics": "topics",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "BrokerSettings",
+    "Message",
+    "MqttClient",
+    "Requester",
+    "RpcError",
+    "TlsSettings",
+    "Topics",
+    "Will",
+    "serve",
+]
 
 
 def __getattr__(name: str) -> Any:
