@@ -1,8 +1,9 @@
-"""The shell's task runner: every asyncio task the controller's work runs in is made here.
+"""The shell's task runner: every asyncio task of the controller is made here.
 
-The core decides *what* runs (a start sequence, a setpoint write); this runner, owned by the
-shell (ControllerService creates it and closes it), makes the task, keeps track of it and
-cancels whatever is left when the service stops. The core never calls asyncio.create_task.
+The core asks for device writes as actions; the driver (driver.py) performs each one in a task
+made by this runner, owned by the shell (ControllerService creates it and closes it), which
+keeps track of it and cancels whatever is left when the service stops. The core never makes a
+task.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The controller's transition table, as a python-statemachine `StateMachine`.
 
-The machine only says which transitions exist; the work a transition starts (device writes,
-waits) lives in core.Controller and runs asynchronously, so a new command can arrive while it is
-in progress. `stop` and `fault` leave every state; `fault` is left only by `reset` (latched).
+The machine only says which transitions exist; the work a transition starts (a program of
+device writes, runner.py) is run by the core one confirmed write at a time, so a new command
+can arrive while it is in progress. `stop` and `fault` leave every state; `fault` is left only by `reset` (latched).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The thin MQTT shell around core.Controller (topics.md, "Controller").
+"""The thin MQTT shell around the controller: driver.Controller over core.ControllerCore
+(topics.md, "Controller").
 
 - subscribes to the battery, inverter and meter topic branches and feeds the Controller;
 - answers `{root}/controller/cmd/+` with edge.mqtt.rpc.serve (exactly one reply per request);

@@ -253,8 +253,8 @@ def test_every_request_gets_exactly_one_reply(broker: Broker, probe_factory: Any
             await _wait(
                 lambda: (
                     svc.controller is not None
-                    and svc.controller._sp_task is not None
-                    and svc.controller._sp_task.done()
+                    and svc.controller._setpoint_work is not None
+                    and svc.controller._setpoint_work.done
                 )
             )
             assert svc.controller is not None
