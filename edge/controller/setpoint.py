@@ -50,8 +50,15 @@ class Setpoint(ControllerContext):
             return
         self.limits = new
         self._changed()
-        if self.state in ACTIVE and self.limits.clamp(self.applied_w) != self.applied_w:
-            self._spawn_setpoint()  # a lowered limit applies now, not at the next ramp step
+        if self.state not in ACTIVE:
+            return
+        # A lowered limit applies now, not at the next ramp step; a write in flight was
+        # computed under the old limits, so it is superseded too.
+        if (
+            self._running(self._setpoint_work)
+            or self.limits.clamp(self.applied_w) != self.applied_w
+        ):
+            self._spawn_setpoint()
 
     def _next_step(self) -> float:
         """The value to write now: the request through the pipeline (SoC bounds and backup

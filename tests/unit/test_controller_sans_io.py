@@ -13,6 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
 from edge.controller.actions import Action, Cancel, Emit, Reply, StartTimer, Write
 from edge.controller.core import REPLY_TIMER, ControllerCore
 from edge.controller.plan import Plan
@@ -238,3 +242,96 @@ def test_the_core_modules_do_no_io() -> None:
         check=True,
     )
     assert out.stdout.strip() == "False"
+
+
+# -- any interleaving -------------------------------------------------------------------------
+POWER = st.tuples(
+    st.sampled_from(["charge", "discharge"]),
+    st.fixed_dictionaries({"power_w": st.integers(0, 300_000)}),
+)
+COMMANDS = st.one_of(
+    POWER,
+    st.tuples(st.sampled_from(["start", "stop", "hold", "reset", "recover_soc"]), st.just({})),
+    POWER,
+    st.tuples(
+        st.just("limit"),
+        st.fixed_dictionaries(
+            {"charge_w": st.one_of(st.none(), st.integers(0, 100_000)), "discharge_w": st.none()}
+        ),
+    ),
+)
+STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("cmd"), COMMANDS),
+        st.tuples(st.just("answer"), st.sampled_from(["confirm", "refuse", "timeout", "other"])),
+        st.tuples(st.just("late"), st.integers(0, 30)),  # a reply to an older ticket
+        st.tuples(st.just("timer"), st.integers(0, 30)),
+        st.tuples(st.just("tick"), st.floats(0.05, 3.0)),
+        st.tuples(st.just("state"), st.sampled_from([1, 3])),
+        st.tuples(st.just("cmd"), COMMANDS),
+        st.tuples(st.just("answer"), st.just("confirm")),
+    ),
+    min_size=4,
+    max_size=40,
+)
+
+
+@given(st.booleans(), STEPS)
+@hypothesis_settings(max_examples=200, deadline=None)
+def test_any_interleaving_gives_one_reply_each_and_writes_stay_in_limits(
+    holding: bool, steps: list[Any]
+) -> None:
+    b = Bench(max_charge_w=70_000)
+    request = 0
+    if holding:
+        b.to_holding()
+        request = 1
+    sent: dict[int, Write] = {}
+    for kind, arg in steps:
+        if kind == "cmd":
+            request += 1
+            b.command(request, *arg)
+        elif kind == "answer" and b.open:
+            w = next(iter(b.open.values()))
+            reply = {
+                "confirm": "confirm",
+                "refuse": {"ok": False, "error": {"code": "device_error", "message": "x"}},
+                "timeout": None,
+                "other": {"ok": True, "value": -12345},
+            }[arg]
+            if reply == "confirm":
+                b.core.on_point(w.write.device, w.write.model, w.write.point, w.write.value)
+            b.answer(w, reply)
+        elif kind == "late" and sent:
+            old = sent[sorted(sent)[arg % len(sent)]]
+            if old.ticket not in b.open:  # answered or cancelled already: must change nothing
+                before = (b.core.state, b.core.applied_w, len(b.log))
+                b.core.write_done(old.ticket, {"ok": True, "value": old.write.value})
+                b._take()
+                assert (b.core.state, b.core.applied_w, len(b.log)) == before
+        elif kind == "timer" and request:
+            b.core.timer(f"{REPLY_TIMER}{arg % request + 1}")
+            b._take()
+        elif kind == "tick":
+            b.clock.now += arg
+            b.core.on_point("battery", "802", "SoC", 50.0)
+            b.core.tick()
+            b._take()
+        elif kind == "state":
+            b.core.on_point("battery", "802", "State", arg)
+            b._take()
+        for a in b.log:
+            if isinstance(a, Write):
+                sent[a.ticket] = a
+        # One write in flight per program (lanes: sequence, setpoint, stop, heartbeat, grid).
+        assert len(b.open) <= 5
+        lim = b.core.limits
+        for w in b.open.values():
+            if w.write.point == "WSet":  # charge_sign -1: charge is negative, as inside
+                assert -lim.charge_w - 0.5 <= w.write.value <= lim.discharge_w + 0.5, (w, lim)
+    # Every command is answered once, at the latest by its deadline timer.
+    for r in range(1, request + 1):
+        b.core.timer(f"{REPLY_TIMER}{r}")
+    b._take()
+    for r in range(1, request + 1):
+        assert len(b.replies(r)) == 1, (r, b.replies(r))
