@@ -2,7 +2,8 @@
 
 The machine only says which transitions exist; the work a transition starts (a program of
 device writes, runner.py) is run by the core one confirmed write at a time, so a new command
-can arrive while it is in progress. `stop` and `fault` leave every state; `fault` is left only by `reset` (latched).
+can arrive while it is in progress. `stop` and `fault` leave every state; `fault` is left only
+by `reset` (latched).
 """
 
 from __future__ import annotations
