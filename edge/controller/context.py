@@ -23,7 +23,7 @@ from edge.controller.config import ControllerSettings
 from edge.controller.errors import Refused
 from edge.controller.faults import Fault
 from edge.controller.limits import Limits
-from edge.controller.machine import ENERGISED, BessMachine, St
+from edge.controller.machine import ENERGISED, Lifecycle, St
 from edge.controller.modes.base import SiteView
 from edge.controller.pipeline import Applied
 from edge.controller.profiles import Profile
@@ -55,7 +55,7 @@ class ControllerContext:
     wall: Callable[[], float]
     runner: Runner
     _out: list[Action]
-    sm: BessMachine
+    sm: Lifecycle
     reason: str
     faults: list[Fault]
     requested_w: float  # signed: + discharge, - charge

@@ -30,7 +30,7 @@ from edge.controller.errors import Refused, short
 from edge.controller.faults import Fault
 from edge.controller.grid_control import GridControl
 from edge.controller.limits import Limits
-from edge.controller.machine import BessMachine
+from edge.controller.machine import Lifecycle
 from edge.controller.monitors import Monitors
 from edge.controller.operating import Operating
 from edge.controller.profiles import Profile
@@ -68,7 +68,7 @@ class ControllerCore(Commands, Sequences, Setpoint, Monitors, Operating, GridCon
         # Commands whose reply waits for work to end: request -> (command, what follows).
         self._waiting: dict[int, tuple[str, Later]] = {}
         self._timed: set[int] = set()  # requests whose reply deadline timer was started
-        self.sm = BessMachine()
+        self.sm = Lifecycle()
         self.reason = "controller started"
         self.faults: list[Fault] = []
         self.requested_w = 0.0  # signed: + discharge, - charge

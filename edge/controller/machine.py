@@ -121,6 +121,33 @@ class BessMachine(StateMachine):
         return (self.state_id, event) in self.table()
 
 
+class NotAllowed(Exception):
+    """An event that is no transition out of the current state (a controller bug if raised:
+    commands ask `can` first and refuse)."""
+
+
+class Lifecycle:
+    """The controller's current state, moved by the table declared in `BessMachine`.
+
+    One dict lookup per event (h11's way): the declaration stays the python-statemachine class
+    above, read once; the controller runs no statemachine engine per command.
+    """
+
+    def __init__(self) -> None:
+        self._table = BessMachine.table()
+        self.state_id = St(BessMachine.initial_state.id)
+
+    def can(self, event: str) -> bool:
+        return (self.state_id, event) in self._table
+
+    def send(self, event: str) -> St:
+        target = self._table.get((self.state_id, event))
+        if target is None:
+            raise NotAllowed(f"{event}: no transition from {self.state_id}")
+        self.state_id = target
+        return target
+
+
 def sources(*events: str) -> tuple[St, ...]:
     """The states any of `events` leaves, in STATES order: refusal messages' "allowed in"."""
     table = BessMachine.table()

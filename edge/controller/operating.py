@@ -16,7 +16,7 @@ from edge.controller.context import Answer, ControllerContext
 from edge.controller.errors import Refused
 from edge.controller.machine import St
 from edge.controller.modes.base import Mode, SiteView, Want
-from edge.controller.modes.registry import load_mode, mode_class
+from edge.controller.modes.registry import load_mode, mode_class, params_schema
 from edge.controller.runner import Program
 from edge.controller.schedule import Schedule, parse_schedule
 from edge.controller.setpoint import limit_value
@@ -51,7 +51,7 @@ class Operating(ControllerContext):
 
     # -- what the state topic says ---------------------------------------------------------
     def mode_state(self) -> dict[str, Any]:
-        schema = type(self.mode).params_schema()
+        schema = params_schema(type(self.mode))
         return {
             "name": self.mode.name,
             "params": schema.dump(self.mode.params),

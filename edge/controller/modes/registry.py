@@ -12,7 +12,7 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError
 
 from edge.controller.errors import Refused, short
 from edge.controller.modes.base import Mode
@@ -59,6 +59,13 @@ def mode_class(name: Any) -> type[Mode]:
     return cls
 
 
+@cache
+def params_schema(cls: type[Mode]) -> Schema:
+    """One schema instance per mode class: building a marshmallow schema costs more than the
+    load or dump itself, and commands do one of each."""
+    return cls.params_schema()
+
+
 def validate_params(name: str, params: Any) -> dict[str, Any]:
     """Validated (defaults filled in) parameters of mode `name`; Refused names `params.<key>`."""
     cls = mode_class(name)
@@ -67,7 +74,7 @@ def validate_params(name: str, params: Any) -> dict[str, Any]:
     if not isinstance(params, Mapping):
         raise Refused("invalid_payload", f"params: expected an object, got {type(params).__name__}")
     try:
-        loaded = cls.params_schema().load(dict(params))
+        loaded = params_schema(cls).load(dict(params))
     except ValidationError as exc:
         key, msg = _first_error(exc.messages)
         code = "invalid_payload" if msg.startswith(_TYPE_ERRORS) else "out_of_range"
