@@ -52,6 +52,7 @@ from tests.integration.controller_site import (
     step_response,
 )
 from tests.unit.controller_fakes import make_rig
+from tests.unit.test_controller_sans_io import Bench
 
 POLL_S = 0.1  # adapter poll period (ControllerSite) and the bare relay's fault poll period
 
@@ -274,12 +275,28 @@ def bench_mode_tick(n: int = 200) -> None:
     ctl._select(load_mode("peak_shaving", {"target_w": 50_000}), "command", "bench")
 
     def step() -> None:
-        ctl.applied_w = 0.0  # the same decision every call
+        ctl.core.applied_w = 0.0  # the same decision every call
         ctl._control_step()
 
     us = per_call_us(step, n)
     print(
         f"{'mode tick, controller control step':<44} p50={pct(us, 0.5):7.2f} µs  "
+        f"p99={pct(us, 0.99):7.2f} µs"
+    )
+    # The core alone, no loop and no MQTT: a command, its write confirmed, the state built.
+    bench = Bench()
+    bench.to_holding()
+    count = iter(range(10, 10**9))
+
+    def command() -> None:
+        i = next(count)
+        bench.command(i, "charge" if i % 2 else "discharge", {"power_w": 1000 + i % 50})
+        bench.confirm_all()
+        bench.core.snapshot()
+
+    us = per_call_us(command, n // 4)
+    print(
+        f"{'core: command + confirmed write + state':<44} p50={pct(us, 0.5):7.2f} µs  "
         f"p99={pct(us, 0.99):7.2f} µs"
     )
 
