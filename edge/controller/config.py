@@ -179,9 +179,7 @@ class ControllerSchema(Schema):
     tick_s = fields.Float(load_default=_D.tick_s, validate=_pos(max=1))
     control_tick_s = fields.Float(load_default=_D.control_tick_s, validate=_pos(max=1))
     meter_stale_s = fields.Float(load_default=_D.meter_stale_s, validate=_pos(max=3600))
-    meter_frozen_s = fields.Float(
-        load_default=_D.meter_frozen_s, validate=validate.Range(0, 3600)
-    )
+    meter_frozen_s = fields.Float(load_default=_D.meter_frozen_s, validate=validate.Range(0, 3600))
     schedule = fields.Raw(load_default=None, allow_none=True)
     grid = fields.Raw(load_default=None, allow_none=True)
 
