@@ -267,9 +267,10 @@ class Operating(ControllerContext):
             want = Want(0.0, f"{fallback}, fall back to hold")
         else:
             want = self.mode.step(site)
-        if fallback != self._fallback:
-            self._fallback = fallback
+        if (fallback is None) != (self._fallback is None):  # an event as it starts and ends,
+            self._fallback = fallback  # not one per tick as a stale meter's age grows
             self._emit({"kind": "mode", **self.mode_state(), "reason": fallback or "meter back"})
+        self._fallback = fallback
         mode_want = want
         want = self.grid_stage(want, site)  # grid support overrides the mode where they conflict
         goal = self._through_pipeline(want.power_w, ramp=False).power_w

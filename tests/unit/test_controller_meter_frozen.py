@@ -103,3 +103,22 @@ def test_meter_frozen_s_is_validated_like_meter_stale_s() -> None:
         with pytest.raises(ValidationError) as e:
             ControllerSchema().load({"meter_frozen_s": bad})
         assert "meter_frozen_s" in e.value.messages
+
+
+def test_a_stale_meter_gives_one_event_as_the_fallback_starts_and_one_as_it_ends() -> None:
+    async def main() -> None:
+        r = rig(meter_stale_s=3)
+        await r.to_holding()
+        await poll(r, 1.0, 54_000)
+        await r.cmd("mode", {"mode": "peak_shaving", "params": {"target_w": 50_000}})
+        await r.advance(12.0, soc=50)  # no poll: the meter's age grows every tick
+        await r.settle()
+        snap = r.ctl.snapshot()
+        assert snap["mode"]["source"] == "fallback"
+        assert "s old (> meter_stale_s 3 s)" in snap["why"]
+        await poll(r, 1.5, 54_000)
+        reasons = [e["reason"] for e in r.events if e["kind"] == "mode"][1:]  # after the command
+        assert len(reasons) == 2, reasons
+        assert reasons[0].startswith("meter meter data 3.") and reasons[1] == "meter back"
+
+    run(main())
