@@ -79,6 +79,7 @@ class ControllerSettings:
     # -- operating modes (README "Operating modes") ----------------------------------------
     control_tick_s: float = 1.0  # the active mode runs this often, on the latest meter data
     meter_stale_s: float = 5.0  # meter data older than this: meter modes fall back to hold
+    meter_frozen_s: float = 10.0  # meter W stuck this long while the battery moved: hold; 0 off
     schedule: Schedule | None = None  # `[controller.schedule]`
     grid: GridSettings = field(default_factory=GridSettings)  # `[controller.grid]`
 
@@ -178,6 +179,7 @@ class ControllerSchema(Schema):
     tick_s = fields.Float(load_default=_D.tick_s, validate=_pos(max=1))
     control_tick_s = fields.Float(load_default=_D.control_tick_s, validate=_pos(max=1))
     meter_stale_s = fields.Float(load_default=_D.meter_stale_s, validate=_pos(max=3600))
+    meter_frozen_s = fields.Float(load_default=_D.meter_frozen_s, validate=validate.Range(0, 3600))
     schedule = fields.Raw(load_default=None, allow_none=True)
     grid = fields.Raw(load_default=None, allow_none=True)
 

@@ -4,8 +4,9 @@ meter fallback, and what the state topic says about them (`mode`, `why`).
 Every control tick (`control_tick_s`) the active mode gets a SiteView of the latest telemetry
 and returns the power it wants; that becomes the request, which the setpoint pipeline bounds
 before anything is written (setpoint.py), so no mode can bypass it. `charge`, `discharge` and
-`hold` select the `manual` mode. A meter-based mode whose meter is offline or stale holds, with
-`mode.source = "fallback"` and the reason in `why`, and resumes by itself once the meter is back.
+`hold` select the `manual` mode. A meter-based mode whose meter is offline, stale or frozen
+(meter_watch.py) holds, with `mode.source = "fallback"` and the reason in `why`, and resumes by
+itself once the meter is back.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from edge.controller.context import Answer, ControllerContext
 from edge.controller.errors import Refused
 from edge.controller.machine import St
+from edge.controller.meter_watch import MeterWatch
 from edge.controller.modes.base import Mode, SiteView, Want
 from edge.controller.modes.registry import load_mode, mode_class, params_schema
 from edge.controller.runner import Program
@@ -39,6 +41,7 @@ class Operating(ControllerContext):
     schedule: Schedule | None
     _schedule_on: bool
     _fallback: str | None
+    meter_watch: MeterWatch
 
     def _init_modes(self) -> None:
         self.mode = load_mode("manual", {"power_w": 0.0})
@@ -48,6 +51,7 @@ class Operating(ControllerContext):
         self.schedule = self.s.schedule
         self._schedule_on = self.schedule is not None
         self._fallback = None
+        self.meter_watch = MeterWatch(self.clock, self.s.meter_frozen_s)
 
     # -- what the state topic says ---------------------------------------------------------
     def mode_state(self) -> dict[str, Any]:
@@ -63,9 +67,7 @@ class Operating(ControllerContext):
         s, t = self.s, self.t
         problem = self._meter_problem()
         grid = None if s.meter is None else t.number(s.meter, "203", "W")
-        battery = t.number(s.inverter, "701", "W")
-        if battery is None:
-            battery = t.number(s.inverter, "103", "W")
+        battery = self._inverter_w()
         pv = None
         if s.pv:
             pv = t.number(s.pv, "701", "W")
@@ -85,6 +87,11 @@ class Operating(ControllerContext):
             freq_hz=None if problem else t.number(s.meter, "203", "Hz") if s.meter else None,
         )
 
+    def _inverter_w(self) -> float | None:
+        """The battery's AC power as the inverter measures it (701/W, else 103/W)."""
+        w = self.t.number(self.s.inverter, "701", "W")
+        return self.t.number(self.s.inverter, "103", "W") if w is None else w
+
     def _meter_problem(self) -> str | None:
         """Why the meter cannot be acted on now, or None when its data is fresh."""
         s, t = self.s, self.t
@@ -99,7 +106,23 @@ class Operating(ControllerContext):
         age = self.wall() - ts if ts is not None else self.clock() - w.at
         if age > s.meter_stale_s:
             return f"meter {s.meter} data {age:.1f} s old (> meter_stale_s {s.meter_stale_s:g} s)"
-        return None
+        frozen = self.meter_watch.frozen()
+        return None if frozen is None else frozen.describe(s.meter)
+
+    def _watch_meter(self) -> None:
+        """Every tick: show the frozen-meter watch the meter's W, its last poll, the inverter's
+        measured W and the larger limit in force (meter_watch.py)."""
+        s, t = self.s, self.t
+        if s.meter is None:
+            return
+        w = t.sample(s.meter, "203", "W")
+        ts = t.number(s.meter, "", "ts")
+        self.meter_watch.observe(
+            t.number(s.meter, "203", "W"),
+            ts if ts is not None else None if w is None else w.at,
+            self._inverter_w(),
+            max(self.limits.charge_w, self.limits.discharge_w),
+        )
 
     # -- selection ---------------------------------------------------------------------------
     def _select(self, mode: Mode, source: str, reason: str) -> None:
@@ -226,6 +249,7 @@ class Operating(ControllerContext):
     # -- the control tick --------------------------------------------------------------------
     def _control(self) -> None:
         """From tick(): follow the schedule, and run the mode every control_tick_s."""
+        self._watch_meter()
         if self._every("control", self.s.control_tick_s):
             self._follow_schedule()
             self._control_step()
@@ -255,9 +279,10 @@ class Operating(ControllerContext):
             want = Want(0.0, f"{fallback}, fall back to hold")
         else:
             want = self.mode.step(site)
-        if fallback != self._fallback:
-            self._fallback = fallback
+        if (fallback is None) != (self._fallback is None):  # an event as it starts and ends,
+            self._fallback = fallback  # not one per tick as a stale meter's age grows
             self._emit({"kind": "mode", **self.mode_state(), "reason": fallback or "meter back"})
+        self._fallback = fallback
         mode_want = want
         want = self.grid_stage(want, site)  # grid support overrides the mode where they conflict
         goal = self._through_pipeline(want.power_w, ramp=False).power_w

@@ -10,6 +10,7 @@ settles within 1 kW of the target in at most 10 s, never dips more than 1 kW bel
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -181,5 +182,59 @@ def test_meter_fault_falls_back_to_hold_on_the_state_topic_and_resumes(broker: B
                 await site.wait(lambda: states[-1]["mode"]["source"] == "command", 3, "resumed")
                 assert states[-1]["why"].startswith("peak_shaving: import")
             assert SITE in T.controller_state
+
+    _run(main())
+
+
+def test_a_frozen_meter_falls_back_to_hold_and_resumes_when_it_moves(broker: Broker) -> None:
+    """`inject meter stale`: the meter answers every poll (its adapter's `ts` stays fresh) but
+    its registers no longer change, while the site goes on. Frozen at a peak, peak shaving
+    would discharge ever harder against it; the watch sees the battery move and the reading
+    not, and holds."""
+
+    async def main() -> None:
+        ctl = {"meter_frozen_s": 4.0}
+        # a real site's load is never still to the watt: 100 W of noise, wandering over ~5 s
+        meter = {"load_w": 40_000, "load_noise_w": 100, "load_noise_tau_s": 5}
+        async with ControllerSite(broker, meter=meter, controller=ctl) as site:
+            states: list[dict[str, Any]] = []
+            site.client.subscribe(
+                T.controller_state, lambda m: states.append(jsonutil.loads(m.payload)), qos=1
+            )
+            events: list[dict[str, Any]] = []
+            site.client.subscribe(
+                T.controller_events, lambda m: events.append(jsonutil.loads(m.payload)), qos=1
+            )
+            await started(site)
+            r = await site.cmd("mode", {"mode": "peak_shaving", "params": {"target_w": 50_000}})
+            assert r["ok"], r
+            site.sim.inject("meter", "load", {"step_w": 20_000})  # a peak; the meter sticks on it
+            await site.wait(lambda: grid(site) > 55_000, 5, "the peak on the meter")
+            site.sim.inject("meter", "stale", {"on": True})
+            stuck = grid(site)
+            await site.wait(lambda: inverter_w(site) >= 5_000, 10, "shaving the stuck peak")
+            await site.wait(
+                lambda: states and states[-1]["mode"]["source"] == "fallback", 15, "fallback"
+            )
+            last = states[-1]
+            assert last["mode"]["name"] == "peak_shaving", last
+            assert "meter meter frozen: W " in last["why"], last
+            assert "while battery power moved" in last["why"], last
+            assert "fall back to hold" in last["why"], last
+            assert site.ctl.t.number("meter", "", "ts") > time.time() - 3  # polls kept coming
+            assert grid(site) == stuck
+            await site.wait(lambda: inverter_w(site) == 0, 10, "hold on the frozen meter")
+            await site.wait_state("holding", 3)
+            assert any(
+                e.get("kind") == "mode" and "frozen" in str(e.get("reason")) for e in events
+            ), events
+            # the reading moves again: peak shaving resumes by itself and shaves the real peak
+            site.sim.inject("meter", "stale", {"on": False})
+            await site.wait(lambda: states[-1]["mode"]["source"] == "command", 5, "resumed")
+            await site.wait(lambda: inverter_w(site) >= 9_000, 20, "shaving after the thaw")
+            assert states[-1]["why"].startswith("peak_shaving: import")
+            assert any(
+                e.get("kind") == "mode" and e.get("reason") == "meter back" for e in events
+            ), events
 
     _run(main())
