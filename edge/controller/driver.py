@@ -33,8 +33,6 @@ REPLY_MARGIN_S = 1.0  # the core answers by REPLY_WAIT_S; this bounds the wait i
 class Controller:
     # Slots: writing a core attribute through this object is an error, not a silent copy.
     __slots__ = (
-        "core",
-        "jobs",
         "_last_request",
         "_on_change",
         "_on_event",
@@ -42,6 +40,8 @@ class Controller:
         "_timers",
         "_writer",
         "_writes",
+        "core",
+        "jobs",
     )
 
     def __init__(
