@@ -186,8 +186,14 @@ class GridControl(ControllerContext):
             if failed:
                 reason = f"{name}: not written to the inverter: {failed[0]}"
                 return self._after(self.runner.running(GRID), lambda: self._grid_refused(reason))
-            if not program.done:
-                return self._grid_refused(f"{name}: the inverter has not confirmed the curve yet")
+            if not program.done:  # the reply cannot wait longer: refused, so put it back
+                self.runner.cancel(GRID)
+                self.grid = old
+                self._run_grid(name, "grid restore", self._restore_done(name))
+                return self._grid_refused(
+                    f"{name}: the inverter did not confirm the curve within the reply time; "
+                    "the previous settings are being written back"
+                )
             return self._grid_applied(name, params)
 
         return self._after(program, then)

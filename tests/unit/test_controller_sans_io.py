@@ -335,3 +335,26 @@ def test_any_interleaving_gives_one_reply_each_and_writes_stay_in_limits(
     b._take()
     for r in range(1, request + 1):
         assert len(b.replies(r)) == 1, (r, b.replies(r))
+
+
+def test_a_grid_curve_unconfirmed_by_the_deadline_is_refused_and_put_back() -> None:
+    """Refused means nothing changed: the curve being written is cancelled and the previous
+    one written back, so the inverter and the state agree with the refusal."""
+    from tests.unit.test_controller_grid import GRID, NATIVE_704
+
+    b = Bench(grid=GRID)
+    for (m, p), v in NATIVE_704.items():
+        b.core.on_point("inverter", m, p, v)
+    b.to_holding()
+    assert "freq_watt" in b.core.grid_native()
+    before = b.core.grid
+    b.command(5, "grid", {"function": "freq_watt", "params": {"enabled": False}})
+    (w,) = b.open.values()
+    assert (w.write.model, w.write.point, w.write.value) == ("711", "Ena", 0)
+    b.core.timer(f"{REPLY_TIMER}5")  # the inverter never answered in time
+    b._take()
+    (reply,) = b.replies(5)
+    assert reply.refused is not None and "did not confirm" in reply.refused.message
+    assert Cancel(w.ticket) in b.log and b.core.grid == before
+    written_back = b.confirm_all()
+    assert "711/Ena=1" in written_back and "freq_watt" in b.core.grid_native()
