@@ -192,16 +192,16 @@ class Operating(ControllerContext):
         self.operator_limit = new
         head = self.why.rsplit("; bound by: ", 1)[0]
         self._update_limits()
-        task = self._setpoint_work if self._running(self._setpoint_work) else None
+        work = self._setpoint_work if self._running(self._setpoint_work) else None
         manual = self.mode.name == "manual" and self.mode_source in ("command", "fallback")
         if self.state in RUNS_IN and manual:
             bound = self._through_pipeline(self.requested_w, ramp=False).bound_by
             self.why = f"{head}; bound by: {self._bound_label(bound)}"
             self._changed()
         elif self.state in RUNS_IN:
-            task = self._control_now() or task
+            work = self._control_now() or work
         return self._after(
-            task,
+            work,
             lambda: {
                 **self._reply(),
                 "limits": self.limits.as_dict(),
@@ -221,12 +221,12 @@ class Operating(ControllerContext):
             self._select(load_mode("manual", {"power_w": 0.0}), "command", "schedule cleared")
         self._emit({"kind": "schedule", "schedule": None if new is None else new.raw})
         self._changed()
-        task = None
+        work = None
         if self.state in RUNS_IN:
             self._follow_schedule()
-            task = self._control_now()
+            work = self._control_now()
         return self._after(
-            task,
+            work,
             lambda: {
                 **self._reply(),
                 "schedule": None if new is None else new.raw,
