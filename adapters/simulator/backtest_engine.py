@@ -171,6 +171,13 @@ class Backtest:
         # Energise with the profile's own start sequence; it then takes the setpoints.
         self.driver = ProfileDriver(self.sim, settings, lambda: self.now)
         self.driver.energise()
+        if not self.inverter.is_on():  # a plan the simulated inverter does not follow
+            raise BacktestError(
+                f"simulator.devices.{inv.name}: the simulated {inv.profile!r} inverter is not"
+                f" on after the start sequence of profile {self.driver.profile.name!r}; the"
+                " simulator does not model this [controller] configuration"
+                f" (inverter_command_mode {settings.inverter_command_mode!r})"
+            )
         self._limits: dict[tuple[float, float], Limits] = {}
 
     def _physics(self, name: str, cls: type[Any]) -> Any:

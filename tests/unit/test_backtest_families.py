@@ -239,3 +239,30 @@ def test_a_failed_start_sequence_stops_the_backtest() -> None:
     settings = ControllerSettings(profile_class=f"{__name__}:WritesReadOnly")
     with pytest.raises(BacktestError, match=r"start sequence \(sunspec_704\), unlock: .*read_only"):
         Backtest(sim_cfg("sunspec"), settings, load_mode("manual", {}), flat(1_000))
+
+
+def test_command_warns_of_unconfirmed_writes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = tmp_path / "site.toml"
+    text = SITE.format(controller="sunspec_704", inverter="sunspec")
+    site.write_text(text.replace("[simulator]", f'profile_class = "{__name__}:FractionalWatts"\n'
+                                 "[simulator]"))  # fmt: skip
+    load = csv(tmp_path, "load.csv", "time,w\n0,20000\n3600,20000\n")
+    args = ["--mode", "manual", "--params", '{"power_w": 10000}', "--load", str(load)]
+    assert backtest(tmp_path, *args, "--days", str(1 / 24), "--no-plot", site=site) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["write_failures"] == 361  # at 0 s, then every 10 s up to 3600 s
+    assert "backtest: warning: 361 writes were not confirmed by read-back" in err
+    assert "inverter/704/WSet=10000.4 failed" in err
+
+
+@pytest.mark.parametrize(
+    "controller", [{"inverter_command_mode": "CURRENT"}, {"security_code_value": 124}]
+)
+def test_an_inverter_left_off_by_the_start_sequence_is_refused(controller: dict[str, Any]) -> None:
+    """The simulated RES-125 acts in constant power (OpMode 1) with code 125 only: a run that
+    would show an idle battery is refused instead, naming the device."""
+    settings = ControllerSettings(profile="rhombus_res125", **controller)
+    with pytest.raises(BacktestError, match=r"simulator\.devices\.inverter: .* is not on after"):
+        Backtest(sim_cfg("res125"), settings, load_mode("manual", {}), flat(1_000))
