@@ -97,7 +97,8 @@ class ProfileDriver:
             raise BacktestError(f"controller.profile_class: {exc}") from None
         self.profile: Profile = cls(settings, None, self.t)  # a profile does no I/O
         self._limit_points = self.profile.limit_points()
-        self.polled: list[Key] = []
+        self.polled: list[Key] = []  # what the profile has read that moves with time
+        self._seen = 0  # len(self.t.read) when `polled` was made
         self.last_write = self.last_poll = self.due = clock()
         self._targets: dict[Key, Target] = {}
 
@@ -170,12 +171,12 @@ class ProfileDriver:
     def write_power(self, signed_w: float) -> list[str]:
         """The profile's setpoint plan for `signed_w` (+ discharge, - charge), written."""
         self.last_write = self.clock()
-        self._plan_due()
         try:
-            plan = self.profile.write_power(signed_w)
+            failed = self.apply(self.profile.write_power(signed_w))
         except (WriteFailed, Unsupported) as exc:
-            return [str(exc)]
-        return self.apply(plan)
+            failed = [str(exc)]
+        self._plan_due()
+        return failed
 
     # -- time -----------------------------------------------------------------------------
     def split(self, step_s: float) -> int:
@@ -184,6 +185,10 @@ class ProfileDriver:
         return max(1, -int(-step_s // every))
 
     def _plan_due(self) -> None:
+        if len(self.t.read) != self._seen:  # the profile read a new point: poll it if it moves
+            self._seen = len(self.t.read)
+            bat = self.s.battery
+            self.polled = sorted(k for k in self.t.read - self._limit_points if k[0] != bat)
         due = self.last_write + self.s.refresh_s
         self.due = min(due, self.last_poll + POLL_S) if self.polled else due
 
@@ -206,8 +211,6 @@ class ProfileDriver:
         failed = []
         if self.profile.heartbeat_needs_reset():
             failed = self.apply(self.profile.reset_heartbeat())
-        bat = self.s.battery
-        self.polled = sorted(k for k in self.t.read - self._limit_points if k[0] != bat)
         self._plan_due()
         return failed
 
