@@ -5,9 +5,10 @@
 
 The battery and inverter come from the site file's `[simulator]` section (the devices the
 `[controller]` section names), the SoC bounds, backup reserve, ramp and configured limits
-from `[controller]`; the mode and the pipeline are the controller's own code
-(backtest_engine.py). Writes `kpis.json` and `backtest.png` into DIR and prints the KPIs.
-A bad site file, mode, parameter or CSV row is refused with the reason; exit status 2.
+from `[controller]`; the mode, the pipeline and the inverter family's profile are the
+controller's own code (backtest_engine.py, backtest_profile.py). Writes `kpis.json` and
+`backtest.png` into DIR and prints the KPIs. A bad site file, mode, parameter or CSV row is
+refused with the reason; exit status 2.
 
 This module is imported by every `bess-edge` command (entry point), so the heavy parts are
 imported when the command runs.
@@ -111,6 +112,12 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "kpis.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+    if trace.write_failures:
+        print(
+            f"backtest: warning: {trace.write_failures} writes were not confirmed by read-back"
+            f" (the controller trips on the first): {trace.first_write_failure}",
+            file=sys.stderr,
+        )
     if not args.no_plot:
         plot(trace, out / "backtest.png", _title(args.mode, params))
         print(f"wrote {out / 'kpis.json'} and {out / 'backtest.png'}", file=sys.stderr)

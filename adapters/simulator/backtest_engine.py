@@ -2,10 +2,12 @@
 
 Every simulated step does what the controller does every tick: build a `SiteView` from the
 site's readings, ask the mode (`edge.controller.modes`), pass its wish through the pipeline
-(`edge.controller.pipeline.apply`), and write the result into the inverter's 704 `WSet`, as
-the controller's setpoint write would. The limits in force come from the controller's own
-`compute_limits`. The physics then advances one step without rendering registers, which is
-what makes a day at 1 s steps take seconds. The load and PV come from CSV series.
+(`edge.controller.pipeline.apply`), and command the result through the site's own controller
+profile, whatever the inverter family (backtest_profile.py: the profile's plans written into
+the simulator, its telemetry read from it). The limits in force come from the controller's own
+`compute_limits` over what the profile reads. The physics then advances one step without
+rendering registers, which is what makes a day at 1 s steps take seconds. The load and PV
+come from CSV series.
 """
 
 from __future__ import annotations
@@ -16,24 +18,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.simulator.backtest_grid import GridSupport
+from adapters.simulator.backtest_profile import BacktestError, ProfileDriver
 from adapters.simulator.config import SimDeviceConfig, SimulatorConfig
 from adapters.simulator.physics import BatteryPhysics, InverterPhysics, MeterPhysics, PvPhysics
 from adapters.simulator.physics.profiles import STC_W_M2
 from adapters.simulator.series import Series
 from adapters.simulator.site import SiteSimulator
 from edge.controller.config import ControllerSettings
-from edge.controller.limits import Limits, compute_limits
+from edge.controller.limits import Limits
 from edge.controller.modes.base import Mode, ParamsSchema, SiteView, Want
 from edge.controller.modes.registry import mode_class
 from edge.controller.pipeline import BOUNDS, PipelineSettings, apply
 from edge.controller.schedule import Schedule
+from edge.families import by_sim_profile
 
 METER, PV = "bt-meter", "bt-pv"
 DEMAND_S = 900.0  # demand interval of the peak_demand KPIs
 
 
-class BacktestError(ValueError):
-    """A site that cannot be backtested; the message names the key and the reason."""
+__all__ = ["Backtest", "BacktestError", "ScheduledMode", "Trace", "kpis"]
 
 
 @dataclass
@@ -52,6 +55,14 @@ class Trace:
     grid_s: dict[str, float] | None = None  # seconds each grid function set the power
     grid_wh: float = 0.0  # |grid-support power - the mode's| integrated while one set it
     grid_response_s: list[float] = field(default_factory=list)  # per frequency excursion
+    write_failures: int = 0  # writes the controller would not have counted as confirmed
+    first_write_failure: str | None = None
+
+    def book(self, failed: list[str]) -> None:
+        if failed:
+            self.write_failures += len(failed)
+            if self.first_write_failure is None:
+                self.first_write_failure = failed[0]
 
 
 class ScheduledMode(Mode):
@@ -99,6 +110,18 @@ def _pick(sim_cfg: SimulatorConfig, kind: str, name: str) -> SimDeviceConfig:
     return of_kind[0]
 
 
+def _check_family(settings: ControllerSettings, inv: SimDeviceConfig) -> None:
+    """The controller's profile must drive the family of the simulated inverter."""
+    fam = by_sim_profile(inv.profile)
+    if settings.profile != fam.name:
+        raise BacktestError(
+            f"controller.profile is {settings.profile!r} (sunspec_704 when unset), but"
+            f" simulator.devices.{inv.name}.profile is {inv.profile!r}, an inverter of family"
+            f" {fam.name!r}: set [controller] profile = {fam.name!r}, or give the simulated"
+            " inverter the profile of the controller's family"
+        )
+
+
 class Backtest:
     """One run: site physics from the site file, load and PV from series, one mode."""
 
@@ -117,12 +140,10 @@ class Backtest:
             _pick(sim_cfg, "battery", settings.battery), port=0, connect_delay_s=0.0
         )
         inv = dataclasses.replace(_pick(sim_cfg, "inverter", settings.inverter), port=0)
-        if inv.profile != "sunspec":
-            raise BacktestError(
-                f"simulator.devices.{inv.name}.profile: the backtest drives a sunspec (704)"
-                f" inverter, not {inv.profile}"
-            )
+        _check_family(settings, inv)
         inv = dataclasses.replace(inv, battery=bat.name)
+        # The profile addresses the devices by the names it is configured with.
+        settings = dataclasses.replace(settings, battery=bat.name, inverter=inv.name)
         devices = [bat, inv, SimDeviceConfig(name=METER, kind="meter", load_w=0.0)]
         if pv is not None:
             rating = max(max(pv.values), 1.0)
@@ -132,7 +153,7 @@ class Backtest:
         self.settings = settings
         self.pipeline = PipelineSettings.of(settings)
         self.step_s = step_s
-        self.t0 = load.start
+        self.t0 = self.now = load.start  # `now`: the controller's (simulated) clock
         self.battery = self._physics(bat.name, BatteryPhysics)
         self.inverter = self._physics(inv.name, InverterPhysics)
         self.meter = self._physics(METER, MeterPhysics)
@@ -146,13 +167,17 @@ class Backtest:
             self.pv.irradiance.sky = lambda tt: at(t0 + tt) * scale
             self.pv.power_w = self.pv.output()
         self.meter.refresh()
-        # Energise as the controller's start sequence would, then take power commands in W.
-        self.sim.set_value(bat.name, 802, "SetOp", 1)
-        self.sim.set_value(inv.name, 704, "WSetMod", 1)
-        self.sim.set_value(inv.name, 704, "WSet", 0)
-        self.sim.set_value(inv.name, 704, "WSetEna", 1)
         self.inv_name = inv.name
-        self.rating_w = settings.inverter_rating_w or self.inverter.wmax()
+        # Energise with the profile's own start sequence; it then takes the setpoints.
+        self.driver = ProfileDriver(self.sim, settings, lambda: self.now)
+        self.driver.energise()
+        if not self.inverter.is_on():  # a plan the simulated inverter does not follow
+            raise BacktestError(
+                f"simulator.devices.{inv.name}: the simulated {inv.profile!r} inverter is not"
+                f" on after the start sequence of profile {self.driver.profile.name!r}; the"
+                " simulator does not model this [controller] configuration"
+                f" (inverter_command_mode {settings.inverter_command_mode!r})"
+            )
         self._limits: dict[tuple[float, float], Limits] = {}
 
     def _physics(self, name: str, cls: type[Any]) -> Any:
@@ -166,7 +191,9 @@ class Backtest:
         key = bat.limits_w()
         limits = self._limits.get(key)
         if limits is None:  # the limits only move in the taper zones: remember them
-            limits = self._limits[key] = self._compute_limits(*key)
+            if len(self._limits) > 100_000:
+                self._limits.clear()
+            limits = self._limits[key] = self.driver.limits()
         return SiteView(
             now=now,
             soc=bat.soc,
@@ -182,35 +209,21 @@ class Backtest:
             freq_hz=self.grid[1].at(now) if self.grid else None,
         )
 
-    def _compute_limits(self, cha_w: float, dis_w: float) -> Limits:
-        """The controller's own limit arithmetic over the battery's 802 limits."""
-        s, v = self.settings, self.battery.cfg.voltage
-        if len(self._limits) > 100_000:
-            self._limits.clear()
-        return compute_limits(
-            battery_v=v,
-            a_cha_max=cha_w / v,
-            a_discha_max=dis_w / v,
-            w_cha_rte_max=cha_w,
-            w_discha_rte_max=dis_w,
-            inverter_charge_w=self.rating_w,
-            inverter_discharge_w=self.rating_w,
-            configured_charge_w=s.max_charge_w,
-            configured_discharge_w=s.max_discharge_w,
-        )
-
     def run(self, seconds: float) -> Trace:
         """Step through `seconds` of simulated time; returns the trace."""
         trace = Trace(self.step_s)
         dt, steps = self.step_s, round(seconds / self.step_s)
         bound_s, mode_s = trace.bound_s, trace.mode_s
         setpoint = written = 0.0
-        sim, mode, pipeline = self.sim, self.mode, self.pipeline
+        sim, mode, pipeline, driver = self.sim, self.mode, self.pipeline, self.driver
         trace.t.append(0.0)
         self._sample(trace)
         support = GridSupport(self.settings, trace) if self.grid else None
+        parts = driver.split(dt)  # the lease and the polls fall between control ticks
+        part = dt / parts
         for k in range(steps):
-            view = self.view(self.t0 + k * dt, setpoint)
+            t = self.now = self.t0 + k * dt
+            view = self.view(t, setpoint)
             want = mode.step(view)
             if support is not None:
                 want = support.stage(want, view, dt, self.inverter.power_w)
@@ -222,9 +235,13 @@ class Backtest:
             label = getattr(mode, "label", mode.name)
             mode_s[label] = mode_s.get(label, 0.0) + dt
             if setpoint != written:  # the controller writes a changed setpoint
-                sim.set_value(self.inv_name, 704, "WSet", round(setpoint))
+                trace.book(driver.write_power(setpoint))
                 written = setpoint
-            sim.advance(dt, publish=False)
+            for j in range(1, parts + 1):
+                sim.advance(part, publish=False)
+                self.now = t + j * part
+                if self.now >= driver.due - 1e-9:
+                    trace.book(driver.housekeeping(setpoint))
             trace.t.append((k + 1) * dt)
             self._sample(trace)
         return trace
@@ -247,7 +264,8 @@ def kpis(trace: Trace, capacity_wh: float) -> dict[str, Any]:
 
     Samples 1.. are the ends of the steps (sample 0 is the start). Self-consumption is the
     share of PV energy used on site (load or battery): 1 - min(export, PV) / PV. Peak demand
-    is the highest 15-minute mean of the grid exchange (import positive).
+    is the highest 15-minute mean of the grid exchange (import positive). `write_failures`
+    counts the writes the controller would not have counted as confirmed (it trips on one).
     """
     h = trace.step_s / 3600.0
     load, pv, grid, bat = trace.load[1:], trace.pv[1:], trace.grid[1:], trace.battery[1:]
@@ -286,6 +304,8 @@ def kpis(trace: Trace, capacity_wh: float) -> dict[str, Any]:
         "bound_s": {k: round(v, 3) for k, v in trace.bound_s.items()},
         "mode_s": {k: round(v, 3) for k, v in trace.mode_s.items()},
         **_grid_kpis(trace),
+        "write_failures": trace.write_failures,
+        **({"first_write_failure": trace.first_write_failure} if trace.write_failures else {}),
     }
 
 

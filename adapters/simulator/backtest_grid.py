@@ -1,8 +1,9 @@
 """Grid support in the backtest: the controller's grid stage over the recorded V and Hz,
 with its energy and its response to each frequency excursion booked in the trace.
 
-In a backtest every enabled function runs in the controller's stage (the backtest writes
-704 `WSet` only), so the figures are those of the controller-side path at the step size.
+In a backtest every enabled function runs in the controller's stage (the backtest writes only
+the profile's power setpoint, never a native curve), so the figures are those of the
+controller-side path at the step size, whatever the inverter family.
 """
 
 from __future__ import annotations

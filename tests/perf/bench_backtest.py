@@ -4,9 +4,12 @@
 
 One day (default) at 1 s steps of `peak_shaving` over a noisy 15-minute load profile and a
 PV day with clouds, on one core. Reports, measured in the same run:
-- the whole backtest loop (mode + pipeline + limits + setpoint write + physics);
+- the whole backtest loop (mode + pipeline + limits + the profile's setpoint plan written and
+  read back + physics), on the default `sunspec_704` family;
+- the same loop for every inverter family (sunspec_704, sunspec_123, rhombus_res125), each
+  through its own controller profile, with the writes it would not have seen confirmed;
 - the bare physics: the same simulator advanced the same number of 1 s steps with a fixed
-  setpoint, no mode, no pipeline (the floor the backtest cannot beat);
+  setpoint, no mode, no pipeline, no profile (the floor the backtest cannot beat);
 - the mode + pipeline alone on a fixed SiteView (µs per tick);
 - KPI computation and the PNG; peak RSS.
 Wall and CPU seconds are both printed: on a shared machine wall time includes waiting for a
@@ -33,17 +36,19 @@ from adapters.simulator.site import SiteSimulator
 from edge.controller.config import ControllerSettings
 from edge.controller.modes.registry import load_mode
 from edge.controller.pipeline import PipelineSettings, apply
+from edge.families import families
 
 DAY = 86_400
 BOUND_S = 10.0
 
 
-def site() -> SimulatorConfig:
+def site(sim_profile: str = "sunspec") -> SimulatorConfig:
+    inverter = {"name": "inverter", "kind": "inverter", "rating_w": 100_000}
     cfg: SimulatorConfig = SimulatorSchema().load(
         {
             "devices": [
                 {"name": "battery", "kind": "battery", "capacity_wh": 200_000, "initial_soc": 70},
-                {"name": "inverter", "kind": "inverter", "rating_w": 100_000},
+                {**inverter, "profile": sim_profile},
             ]
         }
     )
@@ -88,7 +93,8 @@ def bench_backtest(days: int) -> float:
     print(f"KPIs: {kpi_s * 1000:.0f} ms; PNG: {png_s:.2f} s", flush=True)
     print(
         f"  peak import {k['peak_import_before_w'] / 1000:.1f} -> "
-        f"{k['peak_import_after_w'] / 1000:.1f} kW, cycles {k['equivalent_cycles']}",
+        f"{k['peak_import_after_w'] / 1000:.1f} kW, cycles {k['equivalent_cycles']},"
+        f" unconfirmed writes {k['write_failures']}",
         flush=True,
     )
     per_day = (wall + kpi_s + png_s) / days
@@ -108,6 +114,7 @@ def bench_bare_physics(days: int) -> float:
     mode = load_mode("manual", {"power_w": 5_000})
     bt = Backtest(site(), ControllerSettings(), mode, load, pv)
     sim: SiteSimulator = bt.sim
+    sim.set_value(bt.inv_name, 704, "WSetRvrtTms", 0)  # no lease to refresh
     sim.set_value(bt.inv_name, 704, "WSet", 5_000)
     steps = days * DAY
     t, cpu = time.perf_counter(), time.process_time()
@@ -120,6 +127,29 @@ def bench_bare_physics(days: int) -> float:
         flush=True,
     )
     return wall
+
+
+def bench_families(days: int, sunspec_704_wall: float) -> None:
+    """The backtest loop of each family through its own profile, next to sunspec_704's."""
+    load, pv = series(days)
+    sim_s = days * DAY
+    print(f"per family, {sim_s} steps of 1 s (simulated s per wall s; µs per step):", flush=True)
+    for name, fam in families().items():
+        if name == "sunspec_704":
+            wall, cpu, failures = sunspec_704_wall, None, "as above"
+        else:
+            mode = load_mode("peak_shaving", {"target_w": 50_000, "recharge_below_w": 35_000})
+            bt = Backtest(site(fam.sim_profile), ControllerSettings(profile=name), mode, load, pv)
+            t, c = time.perf_counter(), time.process_time()
+            trace = bt.run(sim_s)
+            wall, cpu = time.perf_counter() - t, time.process_time() - c
+            failures = str(trace.write_failures)
+        cpu_text = "" if cpu is None else f", {cpu:.2f} s CPU"
+        print(
+            f"  {name:15} {sim_s / wall:9,.0f} s/s  {wall / sim_s * 1e6:5.1f} µs"
+            f"  ({wall:.2f} s wall{cpu_text}; unconfirmed writes: {failures})",
+            flush=True,
+        )
 
 
 def bench_mode_tick(n: int = 200_000) -> None:
@@ -150,6 +180,7 @@ def main() -> None:
     bare = bench_bare_physics(days)
     full = bench_backtest(days)
     print(f"backtest / bare physics: {full / bare:.2f}x", flush=True)
+    bench_families(days, full)
     bench_mode_tick()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS: {rss:.0f} MiB")
