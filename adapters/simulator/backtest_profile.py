@@ -25,7 +25,7 @@ from typing import Any
 from adapters.simulator.device import SimulatedDevice
 from adapters.simulator.site import SiteSimulator
 from edge.controller.config import ControllerSettings
-from edge.controller.limits import Limits, compute_limits
+from edge.controller.limits import Limits
 from edge.controller.plan import Plan, PointWrite, Unsupported, WriteFailed, check_reply
 from edge.controller.profiles import Profile, profile_class
 from edge.controller.telemetry import Sample, Telemetry
@@ -153,9 +153,8 @@ class ProfileDriver:
         """The controller's start sequence: alarms, unlock, contactors, wait for CONNECTED
         (the backtest's battery connects at once), power mode, power 0."""
         p = self.profile
-        self._stage("reset alarms", p.reset_alarms)
-        self._stage("unlock", p.unlock)
-        self._stage("close contactors", p.close_contactors)
+        for name, plan in p.start_steps():
+            self._stage(name, plan)
         self.t.refresh(k for k in self.t.read if k[0] == self.s.battery)
         if not p.is_connected():
             state = self.t.get(self.s.battery, p.battery_model, "State")
@@ -219,17 +218,4 @@ class ProfileDriver:
         """The controller's limits in force, from the battery's points read now and the
         inverter's ratings (both as the profile reads them)."""
         self.t.refresh(k for k in self.t.read if k[0] == self.s.battery)
-        p, s = self.profile, self.s
-        b = p.battery_limits()
-        inv_c, inv_d = p.inverter_rating()
-        return compute_limits(
-            battery_v=b["battery_v"],
-            a_cha_max=b["a_cha_max"],
-            a_discha_max=b["a_discha_max"],
-            w_cha_rte_max=b["w_cha_rte_max"],
-            w_discha_rte_max=b["w_discha_rte_max"],
-            inverter_charge_w=inv_c,
-            inverter_discharge_w=inv_d,
-            configured_charge_w=s.max_charge_w,
-            configured_discharge_w=s.max_discharge_w,
-        )
+        return self.profile.limits()

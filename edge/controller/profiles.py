@@ -21,6 +21,7 @@ from edge.controller.faults import (
     as_int,
     battery_faults,
 )
+from edge.controller.limits import Limits, compute_limits
 from edge.controller.plan import Plan, PointWrite, Unsupported, WriteFailed, check_reply
 from edge.controller.telemetry import Telemetry
 
@@ -187,9 +188,38 @@ class Profile:
     def heartbeat_fault(self, energised_for_s: float) -> Fault | None:
         return None
 
+    # -- limits in force -------------------------------------------------------------------
+    def limits(self, operator: tuple[float | None, float | None] = (None, None)) -> Limits:
+        """The limits in force from what this profile reads (battery and inverter), the
+        configured maxima and the operator's run-time limits (charge W, discharge W)."""
+        b = self.battery_limits()
+        inv_c, inv_d = self.inverter_rating()
+        return compute_limits(
+            battery_v=b["battery_v"],
+            a_cha_max=b["a_cha_max"],
+            a_discha_max=b["a_discha_max"],
+            w_cha_rte_max=b["w_cha_rte_max"],
+            w_discha_rte_max=b["w_discha_rte_max"],
+            inverter_charge_w=inv_c,
+            inverter_discharge_w=inv_d,
+            configured_charge_w=self.s.max_charge_w,
+            configured_discharge_w=self.s.max_discharge_w,
+            operator_charge_w=operator[0],
+            operator_discharge_w=operator[1],
+        )
+
     # -- sequences in the original's order -------------------------------------------------
     def reset_alarms(self) -> Plan:
         return self.reset_battery_alarms() + self.reset_inverter_alarms()
+
+    def start_steps(self) -> list[Step]:
+        """Reset alarms, unlock, close the contactors; then the battery must report CONNECTED
+        before `enable_power_mode` and power 0. A failed step ends the start."""
+        return [
+            ("reset alarms", self.reset_alarms),
+            ("unlock", self.unlock),
+            ("close contactors", self.close_contactors),
+        ]
 
     def stop_steps(self) -> list[Step]:
         """Power 0, inverter off, open the contactors. Each step runs even if one before failed."""

@@ -39,11 +39,7 @@ class Sequences(ControllerContext):
             SEQUENCE,
             Program(
                 "start sequence",
-                [
-                    Stage("reset alarms", p.reset_alarms),
-                    Stage("unlock", p.unlock),
-                    Stage("close contactors", p.close_contactors),
-                ],
+                [Stage(name, plan) for name, plan in p.start_steps()],
                 on_done=self._started,
             ),
         )

@@ -9,7 +9,7 @@ from typing import Any
 
 from edge.controller.context import Answer, ControllerContext
 from edge.controller.errors import Refused, short
-from edge.controller.limits import OPERATOR_LIMIT, Limits, compute_limits
+from edge.controller.limits import OPERATOR_LIMIT, Limits
 from edge.controller.machine import ACTIVE, St
 from edge.controller.pipeline import Applied, PipelineSettings, apply
 from edge.controller.plan import Plan, Unsupported
@@ -21,21 +21,7 @@ log = logging.getLogger(__name__)
 
 class Setpoint(ControllerContext):
     def _compute_limits(self) -> Limits:
-        b = self.p.battery_limits()
-        inv_c, inv_d = self.p.inverter_rating()
-        return compute_limits(
-            battery_v=b["battery_v"],
-            a_cha_max=b["a_cha_max"],
-            a_discha_max=b["a_discha_max"],
-            w_cha_rte_max=b["w_cha_rte_max"],
-            w_discha_rte_max=b["w_discha_rte_max"],
-            inverter_charge_w=inv_c,
-            inverter_discharge_w=inv_d,
-            configured_charge_w=self.s.max_charge_w,
-            configured_discharge_w=self.s.max_discharge_w,
-            operator_charge_w=self.operator_limit[0],
-            operator_discharge_w=self.operator_limit[1],
-        )
+        return self.p.limits(self.operator_limit)
 
     def _bound_label(self, bound: str) -> str:
         """A pipeline bound for `why`, naming the operator limit when it is the one in force."""

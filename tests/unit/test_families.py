@@ -57,3 +57,16 @@ def test_edge_never_imports_adapters() -> None:
                 assert not node.module.startswith("adapters"), path
             if isinstance(node, ast.Import):
                 assert not any(a.name.startswith("adapters") for a in node.names), path
+
+
+def test_rhombus_commands_in_the_point_maps_steps_toward_zero() -> None:
+    """MaxPowerCommand holds 0.1 kW (res125 point map): a finer command would read back
+    rounded and fail its confirmation, and rounding up could exceed the limit."""
+    from edge.controller.profiles import profile_class
+    from edge.controller.telemetry import Telemetry
+    from tests.unit.controller_fakes import FakeClock, settings
+
+    s = settings(profile="rhombus_res125")
+    prof = profile_class(s)(s, None, Telemetry(FakeClock()))
+    got = {w: prof.write_power(w)[0].value for w in (5015.0, -5015.0, 300.0, 99.0, 20_000.0)}
+    assert got == {5015.0: 5.0, -5015.0: -5.0, 300.0: 0.3, 99.0: 0.0, 20_000.0: 20.0}

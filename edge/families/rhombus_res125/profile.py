@@ -30,6 +30,7 @@ class RhombusRes125Profile(Profile):
     OPMODE_CONSTANT_POWER = 1
     OPMODE_CONSTANT_CURRENT = 2
     OPMODE_RESET_UNIT = 61440
+    COMMAND_STEP = 0.1  # MaxPowerCommand's resolution (kW or A) in the res125 point map
 
     def _unit_w(self) -> float | None:
         """W per MaxPowerCommand unit: kW in POWER mode, battery V in CURRENT mode."""
@@ -62,11 +63,13 @@ class RhombusRes125Profile(Profile):
                     self.inv, "res125", "MaxPowerCommand", signed_w, "battery V unknown"
                 )
             raw = to_device(signed_w, self.s.charge_sign) / unit
-            cmd = math.trunc(raw * 1000) / 1000  # toward 0
+            # Toward 0, in the register's steps: a finer value would read back rounded, and an
+            # unconfirmed write is a fault (round() first: 0.3 * 10 is 2.9999999999999996).
+            steps = math.trunc(round(raw / self.COMMAND_STEP, 6))
+            cmd = round(steps * self.COMMAND_STEP, 6)
             cmd = max(-self.s.max_inverter_command, min(self.s.max_inverter_command, cmd))
-        return [
-            self.put(self.inv, "res125", "MaxPowerCommand", cmd, tol=max(0.0011, abs(cmd) * 0.002))
-        ]
+        tol = max(self.COMMAND_STEP / 2, abs(cmd) * 0.002)
+        return [self.put(self.inv, "res125", "MaxPowerCommand", cmd, tol=tol)]
 
     def inverter_off(self) -> Plan:
         return [self.put(self.inv, "res125", "OpMode", self.OPMODE_STOP)]
