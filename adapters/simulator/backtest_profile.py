@@ -62,10 +62,6 @@ class SimTelemetry(Telemetry):
             s = self._values.get(key)
         return s
 
-    def get(self, device: str, model: str | int, point: str) -> Any:
-        s = self.sample(device, model, point)
-        return None if s is None else s.value
-
     def refresh(self, keys: Iterable[Key]) -> None:
         """Show each device's physics in its registers, then read the points again."""
         keys = list(keys)

@@ -27,7 +27,7 @@ from edge.controller.machine import ENERGISED, Lifecycle, St
 from edge.controller.modes.base import SiteView
 from edge.controller.pipeline import Applied
 from edge.controller.profiles import Profile
-from edge.controller.runner import Program, Runner
+from edge.controller.runner import Program, Runner, Stage
 from edge.controller.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class ControllerContext:
     def _reply(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def _native_grid_stages(self) -> list[Any]:
+    def _native_grid_stages(self) -> list[Stage]:
         raise NotImplementedError
 
     def grid_stage(self, want: Any, site: Any) -> Any:
@@ -148,7 +148,7 @@ class ControllerContext:
     def grid_var_due(self) -> bool:
         raise NotImplementedError
 
-    def _grid_var_stage(self) -> Any:
+    def _grid_var_stage(self) -> Stage:
         raise NotImplementedError
 
     def _not_allowed(self, command: str, *events: str, extra: str = "") -> Refused:

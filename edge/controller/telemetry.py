@@ -37,7 +37,7 @@ class Telemetry:
         return self._values.get((device, str(model), point))
 
     def get(self, device: str, model: str | int, point: str) -> Any:
-        s = self._values.get((device, str(model), point))
+        s = self.sample(device, model, point)
         return None if s is None else s.value
 
     def number(self, device: str, model: str | int, point: str) -> float | None:
@@ -49,5 +49,5 @@ class Telemetry:
         return f if f == f and abs(f) != float("inf") else None
 
     def age(self, device: str, model: str | int, point: str) -> float | None:
-        s = self._values.get((device, str(model), point))
+        s = self.sample(device, model, point)
         return None if s is None else self.clock() - s.at
